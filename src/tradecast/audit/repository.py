@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tradecast.audit.models import AuditEvent
+from tradecast.kit.pagination import PageParams
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    actor_id: uuid.UUID | None = None
+    action: str | None = None
+    target_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+class AuditRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    def add(self, event: AuditEvent) -> None:
+        self.session.add(event)
+
+    def _filtered(self, criteria: AuditFilter) -> Select[AuditEvent]:
+        query = select(AuditEvent)
+        if criteria.actor_id is not None:
+            query = query.where(AuditEvent.actor_id == criteria.actor_id)
+        if criteria.action is not None:
+            query = query.where(AuditEvent.action == criteria.action)
+        if criteria.target_id is not None:
+            query = query.where(AuditEvent.target_id == criteria.target_id)
+        if criteria.since is not None:
+            query = query.where(AuditEvent.occurred_at >= criteria.since)
+        if criteria.until is not None:
+            query = query.where(AuditEvent.occurred_at < criteria.until)
+        return query
+
+    async def page(
+        self, criteria: AuditFilter, page: PageParams
+    ) -> tuple[Sequence[AuditEvent], int]:
+        query = self._filtered(criteria)
+        total = await self.session.scalar(select(func.count()).select_from(query.subquery()))
+        rows = await self.session.scalars(
+            query.order_by(AuditEvent.occurred_at.desc(), AuditEvent.id.desc())
+            .limit(page.limit)
+            .offset(page.offset)
+        )
+        return rows.all(), int(total or 0)

@@ -1,0 +1,100 @@
+"""The ``tradecast`` command."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from tradecast import migrate as migrations
+from tradecast.config import ConfigurationError, Settings, get_settings
+from tradecast.users.models import Role
+
+app = typer.Typer(
+    help="tradecast: trading signals to subscribers' terminals.", no_args_is_help=True
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    try:
+        return get_settings()
+    except ConfigurationError as exc:
+        err_console.print(f"[red]configuration error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to bind.")] = 8000,
+) -> None:
+    """Migrate the database to head, then serve the API."""
+    import uvicorn
+
+    settings = _settings()
+    migrations.upgrade(settings.resolved_database_url)
+    uvicorn.run(
+        "tradecast.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        log_config=None,
+        proxy_headers=False,
+    )
+
+
+@app.command()
+def migrate(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+) -> None:
+    """Upgrade the database schema (to head unless told otherwise)."""
+    settings = _settings()
+    migrations.upgrade(settings.resolved_database_url, revision)
+    console.print(f"database at {revision}")
+
+
+@app.command("create-admin")
+def create_admin(
+    email: Annotated[str, typer.Option(help="The admin's email.")],
+    password: Annotated[str, typer.Option(help="8–128 characters.", prompt=True, hide_input=True)],
+    owner: Annotated[bool, typer.Option(help="Create an owner instead of an admin.")] = False,
+) -> None:
+    """Create an administrator account (migrates first)."""
+    from pydantic import ValidationError
+
+    from tradecast.users.schemas import RegisterIn
+
+    settings = _settings()
+    try:
+        RegisterIn(email=email, password=password)
+    except ValidationError as exc:
+        for error in exc.errors():
+            err_console.print(f"[red]{'.'.join(map(str, error['loc']))}: {error['msg']}[/red]")
+        raise typer.Exit(2) from exc
+    migrations.upgrade(settings.resolved_database_url)
+    role = Role.OWNER if owner else Role.ADMIN
+    user_id = asyncio.run(_create_user(settings, email, password, role))
+    console.print(f"{role.value} {email.lower()} created: {user_id}")
+
+
+async def _create_user(settings: Settings, email: str, password: str, role: Role) -> str:
+    from tradecast.db import Database
+    from tradecast.errors import AppError
+    from tradecast.users import service
+
+    db = Database(settings.resolved_database_url)
+    try:
+        async with db.sessionmaker() as session:
+            try:
+                user = await service.register(session, settings, email, password, role=role)
+            except AppError as exc:
+                err_console.print(f"[red]{exc.detail}[/red]")
+                raise typer.Exit(1) from exc
+            await session.commit()
+            return str(user.id)
+    finally:
+        await db.dispose()

@@ -1,0 +1,192 @@
+"""Error classes and the one place that renders them as ``application/problem+json``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from http import HTTPStatus
+from typing import Any, ClassVar
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from tradecast.kit.request_context import current_request_id
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+PROBLEM_TYPE_BASE = "https://tradecast.dev/problems/"
+
+
+class AppError(Exception):
+    """Root of every error tradecast answers with on purpose.
+
+    Subclasses fix ``status``, ``code`` and ``title``; ``detail`` is the one
+    sentence for this occurrence and never carries a secret.
+    """
+
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+    title: ClassVar[str] = "Internal server error"
+    # Errors whose side effects are part of the answer (the audit event of a
+    # failed login, the revocation of a stolen refresh-token family) set this so
+    # the unit of work commits before the error is sent.
+    keeps_changes: ClassVar[bool] = False
+
+    def __init__(self, detail: str | None = None, *, headers: Mapping[str, str] | None = None):
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.headers = dict(headers or {})
+
+
+class BadRequest(AppError):
+    status = 400
+    code = "bad_request"
+    title = "Bad request"
+
+
+class Unauthorized(AppError):
+    status = 401
+    code = "unauthorized"
+    title = "Authentication required"
+
+    def __init__(self, detail: str | None = None, *, headers: Mapping[str, str] | None = None):
+        super().__init__(detail, headers={"WWW-Authenticate": "Bearer", **(headers or {})})
+
+
+class Forbidden(AppError):
+    status = 403
+    code = "forbidden"
+    title = "Not allowed"
+
+
+class NotFound(AppError):
+    status = 404
+    code = "not_found"
+    title = "Not found"
+
+
+class Conflict(AppError):
+    status = 409
+    code = "conflict"
+    title = "Conflict"
+
+
+class UnprocessableEntity(AppError):
+    status = 422
+    code = "validation_error"
+    title = "Invalid request"
+
+
+class ServiceUnavailable(AppError):
+    status = 503
+    code = "service_unavailable"
+    title = "Service unavailable"
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, as every error response carries them."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    request_id: str | None = None
+    errors: list[dict[str, str]] | None = None
+
+
+def problem_response(
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    errors: Sequence[Mapping[str, str]] | None = None,
+) -> Response:
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_BASE + code,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        "request_id": current_request_id(),
+    }
+    if errors is not None:
+        body["errors"] = list(errors)
+    return Response(
+        content=orjson.dumps(body),
+        status_code=status,
+        media_type=PROBLEM_MEDIA_TYPE,
+        headers=dict(headers or {}),
+    )
+
+
+def responses_for(*errors: type[AppError]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses=`` entries declaring the problems an operation can answer."""
+    declared: dict[int | str, dict[str, Any]] = {}
+    for error in errors:
+        entry = declared.setdefault(
+            error.status,
+            {"model": Problem, "content": {PROBLEM_MEDIA_TYPE: {}}, "description": ""},
+        )
+        codes = [c for c in entry["description"].split(", ") if c]
+        entry["description"] = ", ".join([*codes, error.code])
+    return declared
+
+
+async def _app_error(_: Request, exc: AppError) -> Response:
+    return problem_response(exc.status, exc.code, exc.title, exc.detail, headers=exc.headers)
+
+
+_HTTP_CODES = {
+    404: ("not_found", "No such resource"),
+    405: ("method_not_allowed", "Method not allowed"),
+    413: ("payload_too_large", "Request body too large"),
+    415: ("unsupported_media_type", "Unsupported media type"),
+}
+
+
+async def _http_error(_: Request, exc: StarletteHTTPException) -> Response:
+    code, title = _HTTP_CODES.get(
+        exc.status_code, (f"http_{exc.status_code}", HTTPStatus(exc.status_code).phrase)
+    )
+    detail = exc.detail if isinstance(exc.detail, str) and exc.detail else title
+    if exc.status_code == 404 and detail == "Not Found":
+        detail = "No route matches this path"
+    return problem_response(exc.status_code, code, title, detail, headers=exc.headers)
+
+
+def _field_path(location: Sequence[int | str]) -> str:
+    parts = [str(part) for part in location]
+    if parts and parts[0] in {"body", "query", "path", "header", "cookie"} and len(parts) > 1:
+        parts = parts[1:]
+    return ".".join(parts)
+
+
+async def _validation_error(_: Request, exc: RequestValidationError) -> Response:
+    errors = [
+        {"field": _field_path(err.get("loc", ())), "message": str(err.get("msg", "invalid"))}
+        for err in exc.errors()
+    ]
+    return problem_response(
+        422,
+        UnprocessableEntity.code,
+        UnprocessableEntity.title,
+        "The request did not pass validation; see errors.",
+        errors=errors,
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    # Starlette types handlers as taking any Exception; it dispatches by class, so each
+    # handler only ever sees the class it is registered for.
+    handlers: list[tuple[type[Exception], Any]] = [
+        (AppError, _app_error),
+        (StarletteHTTPException, _http_error),
+        (RequestValidationError, _validation_error),
+    ]
+    for exc_class, handler in handlers:
+        app.add_exception_handler(exc_class, handler)

@@ -1,0 +1,58 @@
+"""JSON-line logging: one object per line, with the request's id and principal attached."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from tradecast.kit.request_context import current
+
+# Field names whose values are never written, whatever a caller passes in ``extra``.
+_SECRET_FIELDS = re.compile(r"pass(word)?|secret|token|signature|authorization|api[_-]?key", re.I)
+_RESERVED = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+
+
+def redact(fields: dict[str, Any]) -> dict[str, Any]:
+    return {
+        key: "[redacted]" if _SECRET_FIELDS.search(key) else value for key, value in fields.items()
+    }
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "event": record.getMessage(),
+        }
+        context = current()
+        if context is not None:
+            entry["request_id"] = context.request_id
+            for key in ("user_id", "device_id", "producer_id"):
+                value = getattr(context, key)
+                if value is not None:
+                    entry[key] = value
+        extra = {k: v for k, v in record.__dict__.items() if k not in _RESERVED}
+        entry.update(redact(extra))
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return orjson.dumps(entry, default=str).decode()
+
+
+def configure_logging(level: str = "INFO") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        if isinstance(existing.formatter, JsonFormatter):
+            root.removeHandler(existing)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    # uvicorn's own access log would duplicate ours, without request ids.
+    logging.getLogger("uvicorn.access").disabled = True

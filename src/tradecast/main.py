@@ -1,0 +1,49 @@
+"""The application factory and its lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from tradecast.audit.router import router as audit_router
+from tradecast.config import Settings, get_settings
+from tradecast.db import Database
+from tradecast.errors import install_error_handlers
+from tradecast.health.router import router as health_router
+from tradecast.kit.jsonlog import configure_logging
+from tradecast.observability import Metrics, RequestContextMiddleware
+from tradecast.users.router import router as users_router
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.db = Database(settings.resolved_database_url)
+        try:
+            yield
+        finally:
+            await app.state.db.dispose()
+
+    app = FastAPI(
+        title="tradecast",
+        version="0.1.0",
+        summary="Trading signals to subscribers' terminals, exactly once, with affiliates.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = Metrics()
+    install_error_handlers(app)
+    app.add_middleware(
+        RequestContextMiddleware,
+        metrics=app.state.metrics,
+        trusted_proxies=settings.trusted_proxies,
+    )
+    app.include_router(health_router)
+    app.include_router(users_router)
+    app.include_router(audit_router)
+    return app

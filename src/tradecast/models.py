@@ -1,0 +1,15 @@
+"""Every ORM module, imported in one place so that metadata is complete for Alembic."""
+
+from __future__ import annotations
+
+import importlib
+
+MODEL_MODULES = (
+    "tradecast.users.models",
+    "tradecast.audit.models",
+)
+
+
+def import_all_models() -> None:
+    for module in MODEL_MODULES:
+        importlib.import_module(module)
