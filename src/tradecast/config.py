@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     database_url: str = ""
     redis_url: str | None = None
     secret_key: SecretStr | None = None
+    # Keys that sealed device and producer secrets before the last SECRET_KEY rotation.
+    previous_secret_keys: Annotated[tuple[SecretStr, ...], NoDecode] = ()
     log_level: str = "INFO"
 
     public_base_url: str = "http://127.0.0.1:8000"
@@ -98,6 +100,13 @@ class Settings(BaseSettings):
             return tuple(
                 ip_network(part.strip(), strict=False) for part in value.split(",") if part.strip()
             )
+        return value
+
+    @field_validator("previous_secret_keys", mode="before")
+    @classmethod
+    def _split_previous_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
     @field_validator("affiliate_tiers", mode="before")

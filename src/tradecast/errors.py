@@ -50,9 +50,10 @@ class Unauthorized(AppError):
     status = 401
     code = "unauthorized"
     title = "Authentication required"
+    challenge: ClassVar[str] = "Bearer"
 
     def __init__(self, detail: str | None = None, *, headers: Mapping[str, str] | None = None):
-        super().__init__(detail, headers={"WWW-Authenticate": "Bearer", **(headers or {})})
+        super().__init__(detail, headers={"WWW-Authenticate": self.challenge, **(headers or {})})
 
 
 class Forbidden(AppError):

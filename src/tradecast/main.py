@@ -13,7 +13,9 @@ from tradecast.db import Database
 from tradecast.errors import install_error_handlers
 from tradecast.health.router import router as health_router
 from tradecast.kit.jsonlog import configure_logging
+from tradecast.kit.secretbox import SecretBox
 from tradecast.observability import Metrics, RequestContextMiddleware
+from tradecast.signed.nonces import DatabaseNonceStore
 from tradecast.users.router import router as users_router
 
 
@@ -24,6 +26,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.db = Database(settings.resolved_database_url)
+        app.state.nonces = DatabaseNonceStore(app.state.db)
         try:
             yield
         finally:
@@ -37,6 +40,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.metrics = Metrics()
+    app.state.secretbox = SecretBox(
+        settings.signing_key(),
+        tuple(key.get_secret_value() for key in settings.previous_secret_keys),
+    )
     install_error_handlers(app)
     app.add_middleware(
         RequestContextMiddleware,

@@ -7,6 +7,11 @@ import importlib
 MODEL_MODULES = (
     "tradecast.users.models",
     "tradecast.audit.models",
+    "tradecast.signed.nonces",
+    "tradecast.producers.models",
+    "tradecast.devices.models",
+    "tradecast.signals.models",
+    "tradecast.delivery.models",
 )
 
 

@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index
+from sqlalchemy.orm import Mapped, mapped_column
+
+from tradecast.db import Base
+
+
+class Delivery(Base):
+    """What one device was given of one signal, and whether it has answered.
+
+    ``settled_at`` is set by the device's ACK or error report; until then the
+    signal stays in the device's poll (at-least-once delivery).
+    """
+
+    __tablename__ = "deliveries"
+    __table_args__ = (Index("ix_deliveries_signal_id", "signal_id"),)
+
+    device_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True
+    )
+    signal_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("signals.id"), primary_key=True)
+    first_delivered_at: Mapped[datetime]
+    last_delivered_at: Mapped[datetime]
+    delivery_count: Mapped[int] = mapped_column(default=1)
+    settled_at: Mapped[datetime | None]
