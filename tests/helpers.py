@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json as jsonlib
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,6 +12,7 @@ import httpx
 
 from tradecast.config import Settings
 from tradecast.db import Database
+from tradecast.kit import clock, signing
 from tradecast.users import service as users
 from tradecast.users.models import Role
 
@@ -68,6 +70,41 @@ class Api:
         finally:
             await db.dispose()
         return await self._login_as(str(created.id), email, PASSWORD)
+
+    async def signed(
+        self,
+        method: str,
+        path: str,
+        *,
+        key_id: str,
+        secret: str,
+        params: dict[str, str] | list[tuple[str, str]] | None = None,
+        json: Any = None,
+        content: bytes | None = None,
+        timestamp: int | None = None,
+        nonce: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        """A request signed the way a device or producer signs it (SPEC §2)."""
+        body = content if content is not None else b""
+        extra = dict(headers or {})
+        if json is not None:
+            body = jsonlib.dumps(json).encode()
+            extra.setdefault("Content-Type", "application/json")
+        pairs = list(params.items()) if isinstance(params, dict) else list(params or [])
+        signed = signing.sign_request(
+            key_id=key_id,
+            secret=secret,
+            method=method,
+            path=path,
+            query=pairs,
+            body=body,
+            timestamp=int(clock.utcnow().timestamp()) if timestamp is None else timestamp,
+            nonce=nonce,
+        )
+        return await self.client.request(
+            method, path, params=pairs or None, content=body, headers={**signed, **extra}
+        )
 
     async def _login_as(self, user_id: str, email: str, password: str) -> LoggedIn:
         response = await self.login(email, password)
