@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any, ClassVar
@@ -10,10 +11,14 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from tradecast.kit.request_context import current_request_id
+
+logger = logging.getLogger("tradecast.errors")
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://tradecast.dev/problems/"
@@ -84,6 +89,11 @@ class ServiceUnavailable(AppError):
     status = 503
     code = "service_unavailable"
     title = "Service unavailable"
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    code = "database_unavailable"
+    title = "Database unavailable"
 
 
 class Problem(BaseModel):
@@ -181,6 +191,16 @@ async def _validation_error(_: Request, exc: RequestValidationError) -> Response
     )
 
 
+async def _database_error(_: Request, exc: SQLAlchemyError | ConnectionError) -> Response:
+    # Lost connections, refused connects and pool timeouts: fail fast with a
+    # retryable 503 rather than a 500; the pool reconnects once the server is back.
+    logger.warning("database unavailable", extra={"error": type(exc).__name__})
+    error = DatabaseUnavailable("The database is unreachable; retry shortly")
+    return problem_response(
+        error.status, error.code, error.title, error.detail, headers={"Retry-After": "1"}
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     # Starlette types handlers as taking any Exception; it dispatches by class, so each
     # handler only ever sees the class it is registered for.
@@ -188,6 +208,11 @@ def install_error_handlers(app: FastAPI) -> None:
         (AppError, _app_error),
         (StarletteHTTPException, _http_error),
         (RequestValidationError, _validation_error),
+        (OperationalError, _database_error),
+        (InterfaceError, _database_error),
+        (PoolTimeout, _database_error),
+        # asyncpg raises the OS error itself when a new connection is refused.
+        (ConnectionError, _database_error),
     ]
     for exc_class, handler in handlers:
         app.add_exception_handler(exc_class, handler)

@@ -7,7 +7,7 @@ from sqlalchemy import text
 from starlette.responses import Response
 
 from tradecast.db import Database
-from tradecast.errors import ServiceUnavailable, responses_for
+from tradecast.errors import DatabaseUnavailable, responses_for
 
 router = APIRouter(tags=["operations"])
 
@@ -16,18 +16,13 @@ class Health(BaseModel):
     status: str
 
 
-class DatabaseUnreachable(ServiceUnavailable):
-    code = "database_unavailable"
-    title = "Database unreachable"
-
-
 @router.get("/healthz", response_model=Health)
 async def healthz() -> Health:
     """The process is up and serving."""
     return Health(status="ok")
 
 
-@router.get("/readyz", response_model=Health, responses=responses_for(DatabaseUnreachable))
+@router.get("/readyz", response_model=Health, responses=responses_for(DatabaseUnavailable))
 async def readyz(request: Request) -> Health:
     """The database answers; load balancers route traffic here only then."""
     db: Database = request.app.state.db
@@ -35,7 +30,7 @@ async def readyz(request: Request) -> Health:
         async with db.engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
     except Exception as exc:
-        raise DatabaseUnreachable("The database did not answer") from exc
+        raise DatabaseUnavailable("The database did not answer") from exc
     return Health(status="ready")
 
 
