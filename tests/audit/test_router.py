@@ -21,7 +21,8 @@ async def test_registration_and_failed_login_are_audited(api: Api) -> None:
     )
     assert registered.status_code == 200
     page = registered.json()
-    assert page["limit"] == 50 and page["offset"] == 0
+    assert page["limit"] == 50
+    assert page["offset"] == 0
     targets = {item["target_id"] for item in page["items"]}
     assert user.id in targets
     assert all(item["action"] == "user.registered" for item in page["items"])
