@@ -1,0 +1,3 @@
+from tradecast.cli import app
+
+app(prog_name="tradecast")
