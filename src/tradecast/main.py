@@ -10,8 +10,12 @@ from fastapi import FastAPI
 from tradecast.audit.router import router as audit_router
 from tradecast.config import Settings, get_settings
 from tradecast.db import Database
+from tradecast.delivery.router import router as delivery_router
+from tradecast.delivery.wakeups import WakeupHub
+from tradecast.devices.router import router as devices_router
 from tradecast.errors import install_error_handlers
 from tradecast.health.router import router as health_router
+from tradecast.jobs import Scheduler, maintenance_jobs
 from tradecast.kit.jsonlog import configure_logging
 from tradecast.kit.secretbox import SecretBox
 from tradecast.observability import Metrics, RequestContextMiddleware
@@ -27,9 +31,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.db = Database(settings.resolved_database_url)
         app.state.nonces = DatabaseNonceStore(app.state.db)
+        app.state.wakeups = WakeupHub()
+        app.state.scheduler = Scheduler(maintenance_jobs(app.state.db, app.state.nonces))
+        if settings.background_jobs_enabled:
+            app.state.scheduler.start()
         try:
             yield
         finally:
+            await app.state.scheduler.stop()
             await app.state.db.dispose()
 
     app = FastAPI(
@@ -53,4 +62,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health_router)
     app.include_router(users_router)
     app.include_router(audit_router)
+    app.include_router(devices_router)
+    app.include_router(delivery_router)
     return app

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tradecast.devices.models import Device
+from tradecast.users.models import User
+
+
+class DeviceRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    def add(self, device: Device) -> None:
+        self.session.add(device)
+
+    async def get(self, device_id: uuid.UUID) -> Device | None:
+        return await self.session.get(Device, device_id)
+
+    async def owned(
+        self, device_id: uuid.UUID, user_id: uuid.UUID, *, for_update: bool = False
+    ) -> Device | None:
+        """The device if this user owns it; ``for_update`` locks its row until commit."""
+        query = select(Device).where(Device.id == device_id, Device.user_id == user_id)
+        if for_update:
+            query = query.with_for_update()
+        return await self.session.scalar(query)
+
+    async def for_user(self, user_id: uuid.UUID) -> Sequence[Device]:
+        """Active devices first, then deleted ones; newest first within each."""
+        rows = await self.session.scalars(
+            select(Device)
+            .where(Device.user_id == user_id)
+            .order_by(Device.is_active.desc(), Device.created_at.desc(), Device.id)
+        )
+        return rows.all()
+
+    async def count_active(self, user_id: uuid.UUID) -> int:
+        count = await self.session.scalar(
+            select(func.count())
+            .select_from(Device)
+            .where(Device.user_id == user_id, Device.is_active.is_(True))
+        )
+        return int(count or 0)
+
+    async def lock_owner(self, user_id: uuid.UUID) -> None:
+        """Lock the owner's user row until commit.
+
+        Registrations of one user's devices queue behind this lock, so the count
+        of active devices each of them reads cannot be overtaken by another's insert.
+        """
+        await self.session.execute(select(User.id).where(User.id == user_id).with_for_update())
