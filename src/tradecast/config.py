@@ -74,6 +74,7 @@ class Settings(BaseSettings):
     hmac_skew_s: int = Field(default=300, gt=0)
     nonce_ttl_s: int = Field(default=600, gt=0)
     device_online_s: int = Field(default=300, gt=0)
+    poll_interval_s: int = Field(default=5, gt=0)
     max_devices_per_user: int = Field(default=10, gt=0)
     signal_ttl_s: int = Field(default=3600, gt=0)
     reconcile_interval_s: float = Field(default=30, gt=0)

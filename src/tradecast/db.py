@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar
@@ -148,7 +148,21 @@ def database(request: Request) -> Database:
     return db
 
 
-async def unit_of_work(db: Annotated[Database, Depends(database)]) -> AsyncIterator[AsyncSession]:
+_AFTER_COMMIT = "tradecast.after_commit"
+
+
+def after_commit(request: Request, callback: Callable[[], None]) -> None:
+    """Run ``callback`` once this request's unit of work has committed (never on rollback).
+
+    For effects that must not be seen before the data is: waking long polls,
+    handing events to the outbox dispatcher.
+    """
+    request.scope.setdefault(_AFTER_COMMIT, []).append(callback)
+
+
+async def unit_of_work(
+    request: Request, db: Annotated[Database, Depends(database)]
+) -> AsyncIterator[AsyncSession]:
     """One session per request, committed once before the response is sent.
 
     Declared with ``scope="function"`` so that the commit runs when the
@@ -169,6 +183,8 @@ async def unit_of_work(db: Annotated[Database, Depends(database)]) -> AsyncItera
             raise
         else:
             await session.commit()
+            for callback in request.scope.pop(_AFTER_COMMIT, ()):
+                callback()
 
 
 DbSession = Annotated[AsyncSession, Depends(unit_of_work, scope="function")]

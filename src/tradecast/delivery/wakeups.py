@@ -1,10 +1,111 @@
+"""Wake-ups for long-polling devices.
+
+A new signal may be pending for every device; an approval only for the
+approving user's devices. Waiters subscribe *before* they look for pending
+signals, so a signal committed between the look and the wait still wakes them
+(no lost wake-up). Notifications are sent after the unit of work commits —
+a woken poll must find the signal in the database.
+
+This hub lives in one process. With ``REDIS_URL`` set, the same interface
+fans notifications out to every server process.
+"""
+
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 from fastapi import Request
 
+from tradecast.db import after_commit
+
+
+@dataclass(frozen=True)
+class Subscription:
+    user_id: uuid.UUID
+    everyone: asyncio.Event
+    owner: asyncio.Event
+
+
+class WakeupHub:
+    """Generation events: notifying sets the current event and starts a new one.
+
+    Waking N waiters costs one ``Event.set``; waiters share the events instead
+    of each holding a queue, so a held long poll costs little memory.
+    """
+
+    def __init__(self) -> None:
+        self._everyone = asyncio.Event()
+        self._per_user: dict[uuid.UUID, asyncio.Event] = {}
+        self._subscribers: dict[uuid.UUID, int] = {}
+
+    @contextmanager
+    def subscribe(self, user_id: uuid.UUID) -> Iterator[Subscription]:
+        owner = self._per_user.get(user_id)
+        if owner is None:
+            owner = self._per_user[user_id] = asyncio.Event()
+        self._subscribers[user_id] = self._subscribers.get(user_id, 0) + 1
+        try:
+            yield Subscription(user_id=user_id, everyone=self._everyone, owner=owner)
+        finally:
+            self._unsubscribe(user_id)
+
+    def _unsubscribe(self, user_id: uuid.UUID) -> None:
+        remaining = self._subscribers.get(user_id, 1) - 1
+        if remaining > 0:
+            self._subscribers[user_id] = remaining
+            return
+        # Forget users nobody waits for, so the map does not grow with every user ever seen.
+        self._subscribers.pop(user_id, None)
+        self._per_user.pop(user_id, None)
+
+    @staticmethod
+    async def wait(subscription: Subscription, seconds: float) -> bool:
+        """True if woken before the timeout."""
+        waits = [
+            asyncio.ensure_future(subscription.everyone.wait()),
+            asyncio.ensure_future(subscription.owner.wait()),
+        ]
+        try:
+            done, _ = await asyncio.wait(
+                waits, timeout=max(seconds, 0), return_when=asyncio.FIRST_COMPLETED
+            )
+            return bool(done)
+        finally:
+            for task in waits:
+                task.cancel()
+
+    def wake_everyone(self) -> None:
+        current, self._everyone = self._everyone, asyncio.Event()
+        current.set()
+
+    def wake_user(self, user_id: uuid.UUID) -> None:
+        current = self._per_user.get(user_id)
+        if current is not None:
+            # The next subscriber of this user starts on a fresh event.
+            self._per_user[user_id] = asyncio.Event()
+            current.set()
+
+    @property
+    def waiting(self) -> int:
+        return sum(self._subscribers.values())
+
+
+def hub_of(request: Request) -> WakeupHub:
+    hub: WakeupHub = request.app.state.wakeups
+    return hub
+
 
 async def notify_signal_pending(request: Request, signal_id: uuid.UUID) -> None:
-    """Wakes long-polling devices; implemented by the delivery package."""
-    return None
+    """A new signal was published: wake every waiting device once this request commits."""
+    hub = hub_of(request)
+    after_commit(request, hub.wake_everyone)
+
+
+async def notify_signal_approved(request: Request, user_id: uuid.UUID) -> None:
+    """A user approved a signal: wake that user's devices once this request commits."""
+    hub = hub_of(request)
+    after_commit(request, lambda: hub.wake_user(user_id))

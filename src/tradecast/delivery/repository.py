@@ -1,0 +1,92 @@
+"""The delivery queries: what is pending for a device, and what it was given."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import exists, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tradecast.delivery.models import Delivery
+from tradecast.devices.models import Device
+from tradecast.signals.models import Decision, Signal, SignalApproval
+from tradecast.users.models import DeliveryMode, User
+
+# A literal, not a bind parameter: the planner can then match the partial index
+# ix_signals_open_created_at even for a generic prepared plan.
+_OPEN = text("signals.status = 'open'")
+
+
+class DeliveryRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def pending_signals_for(
+        self, device_id: uuid.UUID, owner_id: uuid.UUID, now: datetime, limit: int
+    ) -> Sequence[Signal]:
+        """Open, unexpired signals the owner lets through and this device has not settled.
+
+        One statement: the owner's delivery mode is read in a scalar subquery, and
+        the approval and settlement checks are index lookups by primary key.
+        """
+        auto_mode = (
+            select(User.delivery_mode).where(User.id == owner_id).scalar_subquery()
+            == DeliveryMode.AUTO.value
+        )
+        approved = exists().where(
+            SignalApproval.signal_id == Signal.id,
+            SignalApproval.user_id == owner_id,
+            SignalApproval.decision == Decision.APPROVED,
+        )
+        settled = exists().where(
+            Delivery.device_id == device_id,
+            Delivery.signal_id == Signal.id,
+            Delivery.settled_at.is_not(None),
+        )
+        query = (
+            select(Signal)
+            .where(_OPEN, Signal.expires_at > now, auto_mode | approved, ~settled)
+            .order_by(Signal.created_at, Signal.id)
+            .limit(limit)
+        )
+        return (await self.session.scalars(query)).all()
+
+    async def record_deliveries(
+        self, device_id: uuid.UUID, signal_ids: Sequence[uuid.UUID], now: datetime
+    ) -> None:
+        """Upsert one row per (device, signal): the first delivery time is kept, the count grows."""
+        if not signal_ids:
+            return
+        dialect = sqlite if self.session.get_bind().dialect.name == "sqlite" else postgresql
+        insert = dialect.insert(Delivery).values(
+            [
+                {
+                    "device_id": device_id,
+                    "signal_id": signal_id,
+                    "first_delivered_at": now,
+                    "last_delivered_at": now,
+                    "delivery_count": 1,
+                }
+                for signal_id in signal_ids
+            ]
+        )
+        await self.session.execute(
+            insert.on_conflict_do_update(
+                index_elements=[Delivery.device_id, Delivery.signal_id],
+                set_={
+                    "last_delivered_at": insert.excluded.last_delivered_at,
+                    "delivery_count": Delivery.delivery_count + 1,
+                },
+            )
+        )
+
+    async def touch_last_poll(self, device_id: uuid.UUID, now: datetime) -> None:
+        await self.session.execute(
+            update(Device).where(Device.id == device_id).values(last_poll=now)
+        )
+
+    async def delivery(self, device_id: uuid.UUID, signal_id: uuid.UUID) -> Delivery | None:
+        return await self.session.get(Delivery, (device_id, signal_id))

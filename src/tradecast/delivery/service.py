@@ -1,0 +1,50 @@
+"""Delivery to devices: the poll, plain or long."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tradecast.delivery.repository import DeliveryRepository
+from tradecast.delivery.wakeups import WakeupHub
+from tradecast.kit import clock
+from tradecast.signals.models import Signal
+
+
+async def poll(
+    session: AsyncSession,
+    hub: WakeupHub,
+    *,
+    device_id: uuid.UUID,
+    owner_id: uuid.UUID,
+    limit: int,
+    wait_s: float,
+) -> Sequence[Signal]:
+    """The signals pending for a device, waiting up to ``wait_s`` for one to appear.
+
+    Delivery is at least once: a signal is returned by every poll until the
+    device ACKs it or reports an error. Each returned signal's delivery is
+    recorded (first time kept), and the device's ``last_poll`` is updated.
+    """
+    repo = DeliveryRepository(session)
+    deadline = time.monotonic() + wait_s
+    # Subscribe before looking, so that a signal committed in between still wakes us.
+    with hub.subscribe(owner_id) as subscription:
+        while True:
+            signals = await repo.pending_signals_for(device_id, owner_id, clock.utcnow(), limit)
+            remaining = deadline - time.monotonic()
+            if signals or remaining <= 0:
+                break
+            # Hold no transaction (on SQLite: no lock) while the request waits.
+            await session.rollback()
+            if not await hub.wait(subscription, remaining):
+                # Timed out: one last look, then answer with whatever is there.
+                signals = await repo.pending_signals_for(device_id, owner_id, clock.utcnow(), limit)
+                break
+    now = clock.utcnow()
+    await repo.record_deliveries(device_id, [signal.id for signal in signals], now)
+    await repo.touch_last_poll(device_id, now)
+    return signals

@@ -1,0 +1,85 @@
+"""Periodic jobs inside the server process, each run in its own transaction.
+
+Every job is safe to run in several processes at once (its writes are
+conditional updates or guarded by constraints), so N server processes need no
+leader election.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tradecast.db import Database
+from tradecast.kit import clock
+from tradecast.signals import service as signals
+from tradecast.signed.nonces import NonceStore
+
+logger = logging.getLogger("tradecast.jobs")
+
+MAINTENANCE_INTERVAL_S = 30.0
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    interval_s: float
+    run: Callable[[], Awaitable[int]]
+
+
+class Scheduler:
+    def __init__(self, jobs: list[Job]) -> None:
+        self.jobs = jobs
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._loop(job), name=job.name) for job in self.jobs]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    @staticmethod
+    async def _loop(job: Job) -> None:
+        while True:
+            await asyncio.sleep(job.interval_s)
+            await run_once(job)
+
+
+async def run_once(job: Job) -> int:
+    """Run a job, logging rather than dying on failure: the next tick tries again."""
+    try:
+        changed = await job.run()
+    except Exception:
+        logger.exception("job failed", extra={"job": job.name})
+        return 0
+    if changed:
+        logger.info("job done", extra={"job": job.name, "changed": changed})
+    return changed
+
+
+def _in_transaction(
+    db: Database, work: Callable[[AsyncSession], Awaitable[int]]
+) -> Callable[[], Awaitable[int]]:
+    async def run() -> int:
+        async with db.sessionmaker() as session, session.begin():
+            return await work(session)
+
+    return run
+
+
+def maintenance_jobs(db: Database, nonces: NonceStore) -> list[Job]:
+    return [
+        Job(
+            "expire_signals",
+            MAINTENANCE_INTERVAL_S,
+            _in_transaction(db, lambda session: signals.expire_due(session, clock.utcnow())),
+        ),
+        Job("prune_nonces", MAINTENANCE_INTERVAL_S, lambda: nonces.prune(clock.utcnow())),
+    ]
