@@ -29,6 +29,8 @@ from tradecast.signed.errors import (
 )
 from tradecast.signed.nonces import NonceStore
 
+SERVER_TIME_HEADER = "X-Server-Time"
+
 
 @dataclass(frozen=True)
 class SigningKey:
@@ -94,8 +96,12 @@ async def verify_signed_request(
         raise KeyInactive()
     now = clock.utcnow()
     if abs(now.timestamp() - headers.timestamp) > settings.hmac_skew_s:
+        server_time = str(int(now.timestamp()))
+        # A client whose clock is off cannot sign any request that would tell it the
+        # time, so the refusal itself carries the server's clock in a readable header.
         raise StaleTimestamp(
-            f"Server time is {int(now.timestamp())}; allowed skew {settings.hmac_skew_s} s"
+            f"Server time is {server_time}; allowed skew {settings.hmac_skew_s} s",
+            headers={SERVER_TIME_HEADER: server_time},
         )
     raw_query = request.scope.get("query_string", b"").decode("utf-8", "replace")
     canonical = signing.canonical_string(
