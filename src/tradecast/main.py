@@ -19,6 +19,8 @@ from tradecast.jobs import Scheduler, maintenance_jobs
 from tradecast.kit.jsonlog import configure_logging
 from tradecast.kit.secretbox import SecretBox
 from tradecast.observability import Metrics, RequestContextMiddleware
+from tradecast.producers.router import router as producers_router
+from tradecast.signals.router import router as signals_router
 from tradecast.signed.nonces import DatabaseNonceStore
 from tradecast.users.router import router as users_router
 
@@ -64,4 +66,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(audit_router)
     app.include_router(devices_router)
     app.include_router(delivery_router)
+    app.include_router(producers_router)
+    app.include_router(signals_router)
     return app

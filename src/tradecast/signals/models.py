@@ -73,6 +73,13 @@ class Signal(UUIDPrimaryKey, Base):
     created_at: Mapped[datetime]
     cancelled_at: Mapped[datetime | None]
 
+    def status_at(self, now: datetime) -> SignalStatus:
+        """The truthful status: an open signal past ``expires_at`` is expired, whether or
+        not the periodic expiry job has stored that yet."""
+        if self.status is SignalStatus.OPEN and self.expires_at <= now:
+            return SignalStatus.EXPIRED
+        return self.status
+
 
 class SignalApproval(Base):
     """A user's one decision on one signal (approval delivery mode)."""
