@@ -10,12 +10,9 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import update
 
 from tests.helpers import Api, LoggedIn, assert_problem
 from tradecast.config import Settings
-from tradecast.db import Database
-from tradecast.devices.models import Device
 from tradecast.kit import clock
 from tradecast.kit.jsonlog import JsonFormatter
 
@@ -34,18 +31,15 @@ async def whoami(api: Api, device: dict[str, Any], secret: str | None = None) ->
     return await api.signed("GET", WHOAMI, key_id=device["id"], secret=secret or device["secret"])
 
 
-async def record_poll(settings: Settings, device_id: str) -> None:
-    """What the delivery poll records about a device; set directly, as no poll exists here."""
-    db = Database(settings.resolved_database_url)
-    try:
-        async with db.sessionmaker() as session, session.begin():
-            await session.execute(
-                update(Device)
-                .where(Device.id == uuid.UUID(device_id))
-                .values(last_poll=clock.utcnow())
-            )
-    finally:
-        await db.dispose()
+async def poll(api: Api, device: dict[str, Any]) -> None:
+    response = await api.signed(
+        "GET",
+        "/api/v1/exec/poll",
+        key_id=device["id"],
+        secret=device["secret"],
+        params={"limit": "50", "wait": "0"},
+    )
+    assert response.status_code == 200, response.text
 
 
 @pytest.fixture
@@ -204,6 +198,15 @@ async def test_name_taken_by_an_active_device_is_conflict(api: Api) -> None:
         f"{DEVICES}/{first['id']}", json={"device_name": "VPS"}, headers=user.headers
     )
     assert same.status_code == 200  # renaming to its own name is no conflict
+
+
+async def test_names_that_look_the_same_are_the_same_name(api: Api) -> None:
+    user = await api.user()
+    await create_device(api, user, "Caf\u00e9")
+    decomposed = await api.client.post(
+        DEVICES, json={"device_name": "Cafe\u0301"}, headers=user.headers
+    )
+    assert_problem(decomposed, 409, "device_name_taken")
 
 
 async def test_deleted_device_frees_its_name(api: Api) -> None:
@@ -408,7 +411,7 @@ async def test_device_is_online_until_the_window_after_its_last_poll(
 ) -> None:
     user = await api.user()
     device = await create_device(api, user)
-    await record_poll(settings, device["id"])
+    await poll(api, device)
 
     async def online() -> bool:
         listed = (await api.client.get(DEVICES, headers=user.headers)).json()
@@ -424,10 +427,10 @@ async def test_device_is_online_until_the_window_after_its_last_poll(
     assert not await online()
 
 
-async def test_deleted_device_is_never_online(api: Api, settings: Settings) -> None:
+async def test_deleted_device_is_never_online(api: Api) -> None:
     user = await api.user()
     device = await create_device(api, user)
-    await record_poll(settings, device["id"])
+    await poll(api, device)
     await api.client.delete(f"{DEVICES}/{device['id']}", headers=user.headers)
     fetched = (await api.client.get(f"{DEVICES}/{device['id']}", headers=user.headers)).json()
     assert fetched["is_online"] is False
