@@ -28,7 +28,8 @@ from tradecast.main import create_app
 
 BACKEND = os.environ.get("TRADECAST_TEST_BACKEND", "sqlite")
 PG_ADMIN_DSN = os.environ.get("TRADECAST_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
-WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
+# Unique per process: several suites (and xdist workers) may share one server.
+WORKER = f"{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{os.getpid()}"
 
 
 def _pg_url(dsn: str, database: str) -> str:
@@ -36,11 +37,12 @@ def _pg_url(dsn: str, database: str) -> str:
     return f"{base}/{database}"
 
 
-async def _recreate_pg_database(name: str) -> None:
+async def _recreate_pg_database(name: str, *, create: bool = True) -> None:
     connection = await asyncpg.connect(PG_ADMIN_DSN)
     try:
         await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await connection.execute(f'CREATE DATABASE "{name}"')
+        if create:
+            await connection.execute(f'CREATE DATABASE "{name}"')
     finally:
         await connection.close()
 
@@ -53,6 +55,7 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         url = _pg_url(PG_ADMIN_DSN, name)
         migrate.upgrade(url)
         yield url
+        asyncio.run(_recreate_pg_database(name, create=False))
     else:
         template = tmp_path_factory.mktemp("sqlite") / "template.db"
         migrate.upgrade(f"sqlite+aiosqlite:///{template}")

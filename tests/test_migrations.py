@@ -26,6 +26,7 @@ def scratch_url(tmp_path: Path) -> Iterator[str]:
         name = f"tradecast_migrations_{WORKER}"
         asyncio.run(_recreate_pg_database(name))
         yield _pg_url(PG_ADMIN_DSN, name)
+        asyncio.run(_recreate_pg_database(name, create=False))
     else:
         yield f"sqlite+aiosqlite:///{tmp_path / 'scratch.db'}"
 

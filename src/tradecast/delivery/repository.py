@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import exists, select, text, update
+from sqlalchemy import Select, exists, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,6 +20,37 @@ from tradecast.users.models import DeliveryMode, User
 _OPEN = text("signals.status = 'open'")
 
 
+def pending_signals_query(
+    device_id: uuid.UUID, owner_id: uuid.UUID, now: datetime, limit: int
+) -> Select[Signal]:
+    """Open, unexpired signals the owner lets through and this device has not settled.
+
+    One statement: the owner's delivery mode is read in a scalar subquery, the
+    approval and settlement checks are primary-key lookups, and the open
+    signals are walked in creation order on a partial index.
+    """
+    auto_mode = (
+        select(User.delivery_mode).where(User.id == owner_id).scalar_subquery()
+        == DeliveryMode.AUTO.value
+    )
+    approved = exists().where(
+        SignalApproval.signal_id == Signal.id,
+        SignalApproval.user_id == owner_id,
+        SignalApproval.decision == Decision.APPROVED,
+    )
+    settled = exists().where(
+        Delivery.device_id == device_id,
+        Delivery.signal_id == Signal.id,
+        Delivery.settled_at.is_not(None),
+    )
+    return (
+        select(Signal)
+        .where(_OPEN, Signal.expires_at > now, auto_mode | approved, ~settled)
+        .order_by(Signal.created_at, Signal.id)
+        .limit(limit)
+    )
+
+
 class DeliveryRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -27,31 +58,7 @@ class DeliveryRepository:
     async def pending_signals_for(
         self, device_id: uuid.UUID, owner_id: uuid.UUID, now: datetime, limit: int
     ) -> Sequence[Signal]:
-        """Open, unexpired signals the owner lets through and this device has not settled.
-
-        One statement: the owner's delivery mode is read in a scalar subquery, and
-        the approval and settlement checks are index lookups by primary key.
-        """
-        auto_mode = (
-            select(User.delivery_mode).where(User.id == owner_id).scalar_subquery()
-            == DeliveryMode.AUTO.value
-        )
-        approved = exists().where(
-            SignalApproval.signal_id == Signal.id,
-            SignalApproval.user_id == owner_id,
-            SignalApproval.decision == Decision.APPROVED,
-        )
-        settled = exists().where(
-            Delivery.device_id == device_id,
-            Delivery.signal_id == Signal.id,
-            Delivery.settled_at.is_not(None),
-        )
-        query = (
-            select(Signal)
-            .where(_OPEN, Signal.expires_at > now, auto_mode | approved, ~settled)
-            .order_by(Signal.created_at, Signal.id)
-            .limit(limit)
-        )
+        query = pending_signals_query(device_id, owner_id, now, limit)
         return (await self.session.scalars(query)).all()
 
     async def record_deliveries(

@@ -1,0 +1,91 @@
+"""Bulk data for benchmarks and plan checks, generated inside PostgreSQL.
+
+``generate_series`` writes hundreds of thousands of rows in seconds; the
+shape is a service some months in: nearly all signals expired or cancelled,
+a few hundred open, and every device with a history of deliveries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import asyncpg
+
+
+@dataclass(frozen=True)
+class Shape:
+    users: int = 2_000
+    devices_per_user: int = 5
+    signals: int = 100_000
+    open_signals: int = 100
+    delivered_per_device: int = 80
+    settled_per_device: int = 60
+    approval_users_every: int = 10  # every 10th user delivers in approval mode
+
+    @property
+    def devices(self) -> int:
+        return self.users * self.devices_per_user
+
+
+SEED_SQL = """
+INSERT INTO users (id, email, password_hash, role, delivery_mode, created_at, updated_at)
+SELECT md5('user' || g)::uuid, 'bench' || g || '@example.org', 'not-a-login', 'user',
+       CASE WHEN g % {approval_users_every} = 0 THEN 'approval' ELSE 'auto' END,
+       now() - interval '90 days', now() - interval '90 days'
+FROM generate_series(1, {users}) AS g;
+
+INSERT INTO devices (id, user_id, device_name, secret_sealed, is_active, created_at)
+SELECT md5('device' || g)::uuid, md5('user' || (1 + (g - 1) / {devices_per_user}))::uuid,
+       'terminal ' || g, 'sealed', true, now() - interval '60 days'
+FROM generate_series(1, {users} * {devices_per_user}) AS g;
+
+INSERT INTO signals (id, instrument, side, order_type, entry_price, status,
+                     expires_at, created_at)
+SELECT md5('signal' || g)::uuid,
+       (ARRAY['EURUSD', 'GBPUSD', 'XAUUSD', 'USDJPY'])[1 + g % 4],
+       CASE WHEN g % 2 = 0 THEN 'buy' ELSE 'sell' END, 'market', 1.1 + g / 1e6,
+       CASE WHEN g > {signals} - {open_signals} THEN 'open' WHEN g % 7 = 0 THEN 'cancelled' ELSE 'expired' END,
+       CASE WHEN g > {signals} - {open_signals} THEN now() + interval '1 hour'
+            ELSE now() - interval '60 days' + g * interval '1 minute' END,
+       now() - interval '60 days' + g * interval '30 seconds'
+FROM generate_series(1, {signals}) AS g;
+
+INSERT INTO signal_approvals (signal_id, user_id, decision, decided_at)
+SELECT md5('signal' || s)::uuid, md5('user' || u)::uuid,
+       CASE WHEN s % 2 = 0 THEN 'approved' ELSE 'rejected' END, now()
+FROM generate_series(1, {users}) AS u, generate_series({signals} - {open_signals} + 1, {signals}) AS s
+WHERE u % {approval_users_every} = 0;
+
+INSERT INTO deliveries (device_id, signal_id, first_delivered_at, last_delivered_at,
+                        delivery_count, settled_at)
+SELECT md5('device' || d)::uuid, md5('signal' || s)::uuid, now(), now(), 1,
+       CASE WHEN s <= {signals} - {open_signals} + {settled_per_device} THEN now() END
+FROM generate_series(1, {users} * {devices_per_user}) AS d, generate_series({signals} - {open_signals} + 1, {signals} - {open_signals} + {delivered_per_device}) AS s;
+
+ANALYZE;
+"""
+
+
+async def seed(dsn: str, shape: Shape) -> None:
+    # Only integers from Shape are formatted in; nothing here comes from outside.
+    script = SEED_SQL.format(**asdict(shape))
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.execute(script)
+    finally:
+        await connection.close()
+
+
+def device_id(n: int) -> str:
+    """The id seeded for device ``n`` (1-based)."""
+    import hashlib
+    import uuid
+
+    return str(uuid.UUID(hashlib.md5(f"device{n}".encode()).hexdigest()))  # noqa: S324
+
+
+def user_id(n: int) -> str:
+    import hashlib
+    import uuid
+
+    return str(uuid.UUID(hashlib.md5(f"user{n}".encode()).hexdigest()))  # noqa: S324
