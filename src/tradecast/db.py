@@ -87,6 +87,11 @@ def Price() -> ExactDecimal:
     return ExactDecimal(20, 8)
 
 
+def Amount() -> ExactDecimal:  # noqa: N802 - reads as a column type
+    """Notional and exact running sums (price × size): ``NUMERIC(38, 16)``."""
+    return ExactDecimal(38, 16)
+
+
 def Money() -> ExactDecimal:
     """Settled money: ``NUMERIC(18, 2)``."""
     return ExactDecimal(18, 2)

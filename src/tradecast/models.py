@@ -12,6 +12,9 @@ MODEL_MODULES = (
     "tradecast.devices.models",
     "tradecast.signals.models",
     "tradecast.delivery.models",
+    "tradecast.executions.models",
+    "tradecast.reconciliation.models",
+    "tradecast.outbox.models",
 )
 
 
