@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -142,3 +143,43 @@ def test_signatures_match_only_exactly() -> None:
     assert not signing.signatures_match(digest, digest.upper())
     assert not signing.signatures_match(digest, digest[:-1])
     assert not signing.signatures_match(digest, "é" * 64)
+
+
+def _vector(name: str) -> dict[str, Any]:
+    (vector,) = [vector for vector in VECTORS if vector["name"] == name]
+    return vector
+
+
+@pytest.mark.parametrize("name", ["poll, no body", "ack, JSON body"])
+def test_worked_examples_in_the_protocol_document_match_the_vectors(name: str) -> None:
+    document = (VECTORS_FILE.parent / "DEVICE_PROTOCOL.md").read_text(encoding="utf-8")
+    vector = _vector(name)
+    for value in ("key_id", "secret", "nonce", "body_sha256", "signature"):
+        assert vector[value] in document, value
+    assert vector["canonical_string"].replace("\n", "\\n") in document
+
+
+def test_percent_encoding_example_in_the_protocol_document_matches_its_vector() -> None:
+    document = (VECTORS_FILE.parent / "DEVICE_PROTOCOL.md").read_text(encoding="utf-8")
+    assert _vector("percent-encoding")["canonical_query"] in document
+
+
+def test_python_signer_in_the_protocol_document_reproduces_every_vector() -> None:
+    document = (VECTORS_FILE.parent / "DEVICE_PROTOCOL.md").read_text(encoding="utf-8")
+    (snippet,) = re.findall(r"```python\n(.*?)```", document, flags=re.DOTALL)
+    namespace: dict[str, Any] = {}
+    # Integrators copy this code; it is run here exactly as printed.
+    exec(snippet, namespace)  # noqa: S102
+    for vector in VECTORS:
+        query, headers = namespace["sign"](
+            vector["key_id"],
+            vector["secret"],
+            vector["method"],
+            vector["path"],
+            vector["query"],
+            vector["body"].encode("utf-8"),
+            vector["timestamp"],
+            vector["nonce"],
+        )
+        assert query == vector["canonical_query"]
+        assert headers["X-Signature"] == vector["signature"], vector["name"]
