@@ -168,7 +168,7 @@ async def delete_device(device_id: uuid.UUID, user: CurrentUser, session: DbSess
 
 @router.get(
     "/exec/whoami",
-    tags=["exec"],
+    tags=["delivery"],
     response_model=WhoAmI,
     responses=responses_for(*SIGNED_REQUEST_ERRORS),
 )
