@@ -20,6 +20,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
+from tests.desk import Desk
 from tests.helpers import Api
 from tradecast import migrate
 from tradecast.config import Settings
@@ -136,6 +137,11 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 def api(client: httpx.AsyncClient, settings: Settings) -> Api:
     return Api(client, settings)
+
+
+@pytest.fixture
+def desk(api: Api) -> Desk:
+    return Desk(api)
 
 
 @pytest.fixture(autouse=True)

@@ -14,6 +14,7 @@ from tradecast.delivery.router import router as delivery_router
 from tradecast.delivery.wakeups import WakeupHub
 from tradecast.devices.router import router as devices_router
 from tradecast.errors import install_error_handlers
+from tradecast.executions.router import router as executions_router
 from tradecast.health.router import router as health_router
 from tradecast.jobs import Scheduler, maintenance_jobs
 from tradecast.kit.jsonlog import configure_logging
@@ -66,6 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(audit_router)
     app.include_router(devices_router)
     app.include_router(delivery_router)
+    app.include_router(executions_router)
     app.include_router(producers_router)
     app.include_router(signals_router)
     return app

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from tests.delivery.conftest import Desk
+from tests.desk import Desk
 from tests.helpers import assert_problem
 from tradecast.db import Database
 from tradecast.delivery.models import Delivery

@@ -1,10 +1,13 @@
+"""A trading desk for tests: users, their terminals and an admin publishing signals,
+all acting through the API with real logins and real signatures."""
+
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import pytest
 
 from tests.helpers import Api, LoggedIn
 
@@ -25,6 +28,28 @@ class Terminal:
             key_id=self.id,
             secret=self.secret,
             params={k: str(v) for k, v in params.items()},
+        )
+
+    async def report(self, kind: str, **fields: Any) -> httpx.Response:
+        """Send an ack, fill or error report; a fresh report_id unless one is given."""
+        fields.setdefault("report_id", uuid.uuid4().hex)
+        return await self.api.signed(
+            "POST", f"/api/v1/exec/{kind}", key_id=self.id, secret=self.secret, json=fields
+        )
+
+    async def ack(self, signal_id: str, **fields: Any) -> httpx.Response:
+        return await self.report("ack", signal_id=signal_id, **fields)
+
+    async def fill(self, signal_id: str, price: str, size: str, **fields: Any) -> httpx.Response:
+        return await self.report(
+            "fill", signal_id=signal_id, fill_price=price, fill_size=size, **fields
+        )
+
+    async def error(
+        self, signal_id: str, code: int = 10006, message: str = "No connection", **fields: Any
+    ) -> httpx.Response:
+        return await self.report(
+            "error", signal_id=signal_id, status_code=code, error_message=message, **fields
         )
 
     async def pending_ids(self, **params: Any) -> list[str]:
@@ -72,8 +97,3 @@ class Desk:
         return await self.api.client.post(
             f"/api/v1/signals/{signal_id}/{decision}", headers=user.headers
         )
-
-
-@pytest.fixture
-def desk(api: Api) -> Desk:
-    return Desk(api)

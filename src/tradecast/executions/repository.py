@@ -1,0 +1,179 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Select, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tradecast.delivery.models import Delivery
+from tradecast.delivery.repository import pending_signals_query
+from tradecast.devices.models import Device
+from tradecast.executions.models import ExecutionReport, Trade
+from tradecast.kit.pagination import PageParams
+from tradecast.signals.models import Signal
+
+
+@dataclass(frozen=True)
+class TradeFilter:
+    instrument: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+class ExecutionRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def by_report_id(self, device_id: uuid.UUID, report_id: str) -> ExecutionReport | None:
+        return await self.session.scalar(
+            select(ExecutionReport).where(
+                ExecutionReport.device_id == device_id, ExecutionReport.report_id == report_id
+            )
+        )
+
+    async def insert_once(self, report: ExecutionReport) -> bool:
+        """Insert unless (device, report_id) exists; True if this call stored it.
+
+        ``ON CONFLICT DO NOTHING`` on the unique constraint: of any number of
+        concurrent copies exactly one inserts; the others wait for it to commit
+        and then find it.
+        """
+        dialect = postgresql if self.session.get_bind().dialect.name != "sqlite" else sqlite
+        values = {
+            column.key: getattr(report, column.key) for column in ExecutionReport.__table__.columns
+        }
+        statement = (
+            dialect.insert(ExecutionReport)
+            .values(values)
+            .on_conflict_do_nothing(index_elements=["device_id", "report_id"])
+            .returning(ExecutionReport.id)
+        )
+        inserted = (await self.session.execute(statement)).first()
+        return inserted is not None
+
+    async def link_trade(self, report_id: uuid.UUID, trade_id: uuid.UUID) -> None:
+        await self.session.execute(
+            update(ExecutionReport).where(ExecutionReport.id == report_id).values(trade_id=trade_id)
+        )
+
+    async def was_delivered(self, device_id: uuid.UUID, signal_id: uuid.UUID) -> bool:
+        found = await self.session.scalar(
+            select(Delivery.signal_id).where(
+                Delivery.device_id == device_id, Delivery.signal_id == signal_id
+            )
+        )
+        return found is not None
+
+    async def is_pending_for(
+        self, device_id: uuid.UUID, owner_id: uuid.UUID, signal_id: uuid.UUID, now: datetime
+    ) -> bool:
+        query = pending_signals_query(device_id, owner_id, now, 1).where(Signal.id == signal_id)
+        return (await self.session.scalar(query)) is not None
+
+    async def settle(self, device_id: uuid.UUID, signal_id: uuid.UUID, now: datetime) -> None:
+        await self.session.execute(
+            update(Delivery)
+            .where(
+                Delivery.device_id == device_id,
+                Delivery.signal_id == signal_id,
+                Delivery.settled_at.is_(None),
+            )
+            .values(settled_at=now)
+        )
+
+    async def mark_acked(self, device_id: uuid.UUID, now: datetime) -> None:
+        await self.session.execute(
+            update(Device).where(Device.id == device_id).values(last_ack=now)
+        )
+
+    async def for_signal(
+        self, signal_id: uuid.UUID, owner_id: uuid.UUID | None
+    ) -> Sequence[ExecutionReport]:
+        """Reports on a signal, oldest first; only ``owner_id``'s devices unless None."""
+        query = select(ExecutionReport).where(ExecutionReport.signal_id == signal_id)
+        if owner_id is not None:
+            query = query.join(Device, Device.id == ExecutionReport.device_id).where(
+                Device.user_id == owner_id
+            )
+        query = query.order_by(ExecutionReport.created_at, ExecutionReport.id)
+        return (await self.session.scalars(query)).all()
+
+    async def for_device(self, device_id: uuid.UUID) -> Sequence[ExecutionReport]:
+        return (
+            await self.session.scalars(
+                select(ExecutionReport)
+                .where(ExecutionReport.device_id == device_id)
+                .order_by(ExecutionReport.created_at)
+            )
+        ).all()
+
+    async def signals(self, signal_ids: Iterable[uuid.UUID]) -> Sequence[Signal]:
+        ids = list(signal_ids)
+        if not ids:
+            return []
+        return (await self.session.scalars(select(Signal).where(Signal.id.in_(ids)))).all()
+
+    async def deliveries_of_signal(self, signal_id: uuid.UUID) -> Sequence[Delivery]:
+        return (
+            await self.session.scalars(select(Delivery).where(Delivery.signal_id == signal_id))
+        ).all()
+
+    async def deliveries_of_device(self, device_id: uuid.UUID) -> Sequence[Delivery]:
+        return (
+            await self.session.scalars(select(Delivery).where(Delivery.device_id == device_id))
+        ).all()
+
+
+class TradeRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def locked_for_fill(self, template: Trade) -> Trade:
+        """The trade of (device, signal), created empty if needed, locked for update.
+
+        The insert-if-missing settles two first fills racing to create the row;
+        ``FOR UPDATE`` then serialises their read-modify-write of size and cost
+        (SQLite has no row locks but serialises writers with BEGIN IMMEDIATE).
+        """
+        dialect = postgresql if self.session.get_bind().dialect.name != "sqlite" else sqlite
+        values = {column.key: getattr(template, column.key) for column in Trade.__table__.columns}
+        await self.session.execute(
+            dialect.insert(Trade)
+            .values(values)
+            .on_conflict_do_nothing(index_elements=["device_id", "signal_id"])
+        )
+        trade = await self.session.scalar(
+            select(Trade)
+            .where(Trade.device_id == template.device_id, Trade.signal_id == template.signal_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        if trade is None:  # inserted above or already there; trades are never deleted
+            raise RuntimeError("trade row missing after insert")
+        return trade
+
+    def _filtered(self, user_id: uuid.UUID, criteria: TradeFilter) -> Select[Trade]:
+        query = select(Trade).where(Trade.user_id == user_id)
+        if criteria.instrument is not None:
+            query = query.where(Trade.instrument == criteria.instrument)
+        if criteria.since is not None:
+            query = query.where(Trade.opened_at >= criteria.since)
+        if criteria.until is not None:
+            query = query.where(Trade.opened_at < criteria.until)
+        return query
+
+    async def page_for_user(
+        self, user_id: uuid.UUID, criteria: TradeFilter, page: PageParams
+    ) -> tuple[Sequence[Trade], int]:
+        query = self._filtered(user_id, criteria)
+        total = await self.session.scalar(select(func.count()).select_from(query.subquery()))
+        rows = await self.session.scalars(
+            query.order_by(Trade.opened_at.desc(), Trade.id.desc())
+            .limit(page.limit)
+            .offset(page.offset)
+        )
+        return rows.all(), int(total or 0)

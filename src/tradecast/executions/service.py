@@ -1,0 +1,191 @@
+"""Execution reports: each stored exactly once, settling delivery and building trades."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tradecast.audit import service as audit
+from tradecast.audit.service import ActorType
+from tradecast.config import Settings
+from tradecast.devices.models import Device
+from tradecast.executions.errors import ReportIdReused, SignalNotDelivered
+from tradecast.executions.models import ExecutionReport, ExecutionType, Trade
+from tradecast.executions.repository import ExecutionRepository, TradeFilter, TradeRepository
+from tradecast.executions.schemas import AckIn, ErrorIn, FillIn
+from tradecast.kit import clock, money
+from tradecast.kit.decimals import decimal_text
+from tradecast.kit.pagination import PageParams
+from tradecast.signals.models import Signal
+from tradecast.users.models import User
+
+ReportIn = AckIn | FillIn | ErrorIn
+
+
+@dataclass(frozen=True)
+class Recorded:
+    report: ExecutionReport
+    created: bool
+
+
+def _kind(body: ReportIn) -> ExecutionType:
+    if isinstance(body, FillIn):
+        return ExecutionType.FILL
+    if isinstance(body, ErrorIn):
+        return ExecutionType.ERROR
+    return ExecutionType.ACK
+
+
+def fingerprint(kind: ExecutionType, body: ReportIn) -> str:
+    """The report's content in one canonical form: "1.10" and "1.1" are the same price."""
+    content: dict[str, object] = {"type": kind.value}
+    for name, value in body.model_dump(exclude={"report_id"}).items():
+        content[name] = decimal_text(value) if isinstance(value, Decimal) else value
+    encoded = json.dumps(content, sort_keys=True, default=str).encode()
+    return hashlib.sha256(encoded).hexdigest()
+
+
+async def record(
+    session: AsyncSession, settings: Settings, device: Device, body: ReportIn
+) -> Recorded:
+    """Store a report once. A replay with the same content returns the stored record;
+    the same ``report_id`` with other content is refused."""
+    repo = ExecutionRepository(session)
+    kind = _kind(body)
+    digest = fingerprint(kind, body)
+    existing = await repo.by_report_id(device.id, body.report_id)
+    if existing is not None:
+        return _replayed(existing, digest)
+    now = clock.utcnow()
+    signal = await _deliverable_signal(session, device, body.signal_id)
+    report = _new_report(device, body, kind, digest, now)
+    if not await repo.insert_once(report):
+        # A concurrent copy won the insert; it has committed, so it can be read now.
+        winner = await repo.by_report_id(device.id, body.report_id)
+        if winner is None:  # pragma: no cover - the conflict implies the row exists
+            raise RuntimeError("report conflict without a stored report")
+        return _replayed(winner, digest)
+    await repo.settle(device.id, signal.id, now)
+    if kind is ExecutionType.ACK:
+        await repo.mark_acked(device.id, now)
+    elif isinstance(body, FillIn):
+        trade = await apply_fill(session, settings, device, signal, body, now)
+        report.trade_id = trade.id
+        await repo.link_trade(report.id, trade.id)
+    if kind is not ExecutionType.ACK:
+        _audit(session, device, signal, report)
+    return Recorded(report, created=True)
+
+
+def _replayed(existing: ExecutionReport, digest: str) -> Recorded:
+    if existing.fingerprint != digest:
+        raise ReportIdReused(
+            f"report_id {existing.report_id!r} was already used for a different report"
+        )
+    return Recorded(existing, created=False)
+
+
+async def _deliverable_signal(
+    session: AsyncSession, device: Device, signal_id: uuid.UUID
+) -> Signal:
+    """The signal, if it was ever pending for this device (delivered, or pending now)."""
+    repo = ExecutionRepository(session)
+    signal = await session.get(Signal, signal_id)
+    if signal is None:
+        raise SignalNotDelivered()
+    if await repo.was_delivered(device.id, signal_id):
+        return signal
+    if await repo.is_pending_for(device.id, device.user_id, signal_id, clock.utcnow()):
+        return signal
+    raise SignalNotDelivered()
+
+
+def _new_report(
+    device: Device, body: ReportIn, kind: ExecutionType, digest: str, now: datetime
+) -> ExecutionReport:
+    fill = body if isinstance(body, FillIn) else None
+    error = body if isinstance(body, ErrorIn) else None
+    return ExecutionReport(
+        id=uuid.uuid4(),
+        device_id=device.id,
+        signal_id=body.signal_id,
+        report_id=body.report_id,
+        execution_type=kind,
+        fill_price=fill.fill_price if fill else None,
+        fill_size=fill.fill_size if fill else None,
+        broker_ticket=fill.broker_ticket if fill else None,
+        status_code=error.status_code if error else None,
+        error_message=error.error_message if error else None,
+        trade_id=None,
+        fingerprint=digest,
+        created_at=now,
+    )
+
+
+async def apply_fill(
+    session: AsyncSession,
+    settings: Settings,
+    device: Device,
+    signal: Signal,
+    fill: FillIn,
+    now: datetime,
+) -> Trade:
+    """Extend the (device, signal) trade: size summed, price size-weighted, exact."""
+    zero = Decimal(0)
+    template = Trade(
+        id=uuid.uuid4(),
+        user_id=device.user_id,
+        device_id=device.id,
+        signal_id=signal.id,
+        instrument=signal.instrument,
+        side=signal.side.value,
+        size=zero,
+        cost=zero,
+        price=zero,
+        notional=zero,
+        fill_count=0,
+        opened_at=now,
+        updated_at=now,
+    )
+    trade = await TradeRepository(session).locked_for_fill(template)
+    trade.size = money.add(trade.size, fill.fill_size)
+    trade.cost = money.add(trade.cost, money.multiply(fill.fill_price, fill.fill_size))
+    trade.price = money.divide(trade.cost, trade.size, money.PRICE_STEP)
+    trade.notional = money.multiply(trade.cost, settings.contract_size(signal.instrument))
+    trade.fill_count += 1
+    trade.updated_at = now
+    await session.flush()
+    return trade
+
+
+async def trades_of(
+    session: AsyncSession, user: User, criteria: TradeFilter, page: PageParams
+) -> tuple[Sequence[Trade], int]:
+    return await TradeRepository(session).page_for_user(user.id, criteria, page)
+
+
+def _audit(session: AsyncSession, device: Device, signal: Signal, report: ExecutionReport) -> None:
+    metadata: dict[str, object] = {"report_id": report.report_id, "signal_id": str(signal.id)}
+    if report.execution_type is ExecutionType.FILL:
+        metadata.update(
+            fill_price=decimal_text(report.fill_price or Decimal(0)),
+            fill_size=decimal_text(report.fill_size or Decimal(0)),
+        )
+    else:
+        metadata.update(status_code=report.status_code)
+    audit.record(
+        session,
+        f"execution.{report.execution_type.value}",
+        actor_type=ActorType.DEVICE,
+        actor_id=device.id,
+        target_type="signal",
+        target_id=signal.id,
+        metadata=metadata,
+    )
