@@ -98,3 +98,53 @@ async def _create_user(settings: Settings, email: str, password: str, role: Role
             return str(user.id)
     finally:
         await db.dispose()
+
+
+@app.command("create-producer")
+def create_producer(
+    name: Annotated[str, typer.Option(help="Unique; letters, digits, space, '.', '_', '-'.")],
+) -> None:
+    """Register a strategy engine that publishes signals (migrates first). Prints its id
+    (the X-Key-Id it signs with) and its HMAC secret, once."""
+    from pydantic import ValidationError
+
+    from tradecast.producers.schemas import ProducerCreate
+
+    settings = _settings()
+    try:
+        ProducerCreate(name=name)
+    except ValidationError as exc:
+        for error in exc.errors():
+            err_console.print(f"[red]{'.'.join(map(str, error['loc']))}: {error['msg']}[/red]")
+        raise typer.Exit(2) from exc
+    migrations.upgrade(settings.resolved_database_url)
+    producer_id, secret = asyncio.run(_create_producer(settings, name))
+    console.print(f"producer {name} created")
+    # Plain echo, not rich: the two values must come out unwrapped and unstyled.
+    typer.echo(f"id: {producer_id}")
+    typer.echo(f"secret: {secret}")
+    err_console.print("Store the secret now: it is not shown again.")
+
+
+async def _create_producer(settings: Settings, name: str) -> tuple[str, str]:
+    from tradecast.db import Database
+    from tradecast.errors import AppError
+    from tradecast.kit.secretbox import SecretBox
+    from tradecast.producers import service
+
+    box = SecretBox(
+        settings.signing_key(),
+        tuple(key.get_secret_value() for key in settings.previous_secret_keys),
+    )
+    db = Database(settings.resolved_database_url)
+    try:
+        async with db.sessionmaker() as session:
+            try:
+                issued = await service.create_producer(session, box, name)
+            except AppError as exc:
+                err_console.print(f"[red]{exc.detail}[/red]")
+                raise typer.Exit(1) from exc
+            await session.commit()
+            return str(issued.producer.id), issued.secret
+    finally:
+        await db.dispose()

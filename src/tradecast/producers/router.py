@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Response, status
 
 from tradecast.db import DbSession
 from tradecast.errors import Unauthorized, UnprocessableEntity, responses_for
@@ -22,6 +22,11 @@ from tradecast.users.errors import AdminRequired
 router = APIRouter(prefix="/api/v1/admin/producers", tags=["producers"])
 
 _ADMIN_ERRORS = (Unauthorized, AdminRequired)
+
+
+def _no_store(response: Response) -> None:
+    # The body holds a secret: no browser, proxy or client cache may keep a copy.
+    response.headers["Cache-Control"] = "no-store"
 
 
 @router.get(
@@ -51,10 +56,12 @@ async def create_producer(
     admin: AdminUser,
     session: DbSession,
     box: AppSecretBox,
+    response: Response,
 ) -> ProducerCreated:
     """Register a strategy engine. The response holds its HMAC secret, the only time the
     secret is ever shown; the producer signs with `X-Key-Id` = its `id`."""
     issued = await service.create_producer(session, box, body.name, admin_id=admin.id)
+    _no_store(response)
     return ProducerCreated(
         **ProducerOut.model_validate(issued.producer).model_dump(), secret=issued.secret
     )
@@ -86,7 +93,9 @@ async def rotate_producer_secret(
     admin: AdminUser,
     session: DbSession,
     box: AppSecretBox,
+    response: Response,
 ) -> ProducerSecret:
     """Issue a new HMAC secret, shown once; the old secret stops working at once."""
     issued = await service.rotate_secret(session, box, producer_id, admin_id=admin.id)
+    _no_store(response)
     return ProducerSecret(id=issued.producer.id, secret=issued.secret)

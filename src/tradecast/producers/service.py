@@ -83,7 +83,7 @@ async def _locked(session: AsyncSession, producer_id: uuid.UUID) -> Producer:
 
 
 async def deactivate(
-    session: AsyncSession, producer_id: uuid.UUID, *, admin_id: uuid.UUID
+    session: AsyncSession, producer_id: uuid.UUID, *, admin_id: uuid.UUID | None
 ) -> Producer:
     """Stop the producer's key at once; deactivating twice changes nothing."""
     producer = await _locked(session, producer_id)
@@ -96,7 +96,7 @@ async def deactivate(
 
 
 async def rotate_secret(
-    session: AsyncSession, box: SecretBox, producer_id: uuid.UUID, *, admin_id: uuid.UUID
+    session: AsyncSession, box: SecretBox, producer_id: uuid.UUID, *, admin_id: uuid.UUID | None
 ) -> IssuedSecret:
     """A new secret; the old one stops working as soon as this commits."""
     producer = await _locked(session, producer_id)
