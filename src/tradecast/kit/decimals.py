@@ -24,7 +24,8 @@ MAX_INTEGER_DIGITS = 12
 MAX_DECIMAL_PLACES = 8
 # Longer than any value that can pass the limits above: refuse before parsing.
 MAX_NUMBER_TEXT = 64
-_PLAIN_DECIMAL = re.compile(r"-?\d+(\.\d+)?")
+# ASCII digits only: Decimal() would also take other scripts' digits, such as "١٢".
+_PLAIN_DECIMAL = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 
 
 def _refuse_constant(name: str) -> NoReturn:
@@ -32,15 +33,29 @@ def _refuse_constant(name: str) -> NoReturn:
     raise json.JSONDecodeError(f"{name} is not a JSON number", name, 0)
 
 
-def _exact_number(text: str) -> Decimal:
+def _refuse_overlong(text: str) -> None:
     if len(text) > MAX_NUMBER_TEXT:
         raise json.JSONDecodeError("number too long", text[:MAX_NUMBER_TEXT], 0)
+
+
+def _exact_number(text: str) -> Decimal:
+    _refuse_overlong(text)
     return Decimal(text)
+
+
+def _bounded_int(text: str) -> int:
+    _refuse_overlong(text)
+    return int(text)
 
 
 def loads_exact(body: bytes) -> Any:
     """``json.loads`` with numbers that have a fraction or exponent kept as ``Decimal``."""
-    return json.loads(body, parse_float=_exact_number, parse_constant=_refuse_constant)
+    return json.loads(
+        body,
+        parse_float=_exact_number,
+        parse_int=_bounded_int,
+        parse_constant=_refuse_constant,
+    )
 
 
 class ExactJSONRequest(Request):
