@@ -5,7 +5,9 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from tests.helpers import Api, assert_problem
+import httpx
+
+from tests.helpers import Api, LoggedIn, assert_problem
 from tests.producers.conftest import ProducerKey, Producers
 from tradecast.kit import clock
 
@@ -479,6 +481,54 @@ async def test_decisions_are_audited(api: Api, producers: Producers, producer: P
     )
     [event] = events.json()["items"]
     assert (event["actor_type"], event["actor_id"]) == ("user", user.id)
+
+
+# --- waking long polls --------------------------------------------------------------------
+
+
+async def long_poll(api: Api, user: LoggedIn) -> asyncio.Task[httpx.Response]:
+    """A device of ``user`` waiting up to 10 s in the poll, started and given time to wait."""
+    created = await api.client.post(
+        "/api/v1/devices", json={"device_name": "MT5"}, headers=user.headers
+    )
+    device = created.json()
+    task = asyncio.create_task(
+        api.signed(
+            "GET",
+            "/api/v1/exec/poll",
+            key_id=device["id"],
+            secret=device["secret"],
+            params={"limit": "50", "wait": "10"},
+        )
+    )
+    await asyncio.sleep(0.3)
+    assert not task.done()
+    return task
+
+
+async def test_a_new_signal_wakes_a_waiting_device(
+    api: Api, producers: Producers, producer: ProducerKey
+) -> None:
+    poll = await long_poll(api, await api.user())
+    signal = await publish(producers, producer)
+    response = await asyncio.wait_for(poll, timeout=5)
+    assert [s["id"] for s in response.json()["signals"]] == [signal["id"]]
+
+
+async def test_an_approval_wakes_the_approvers_waiting_device(
+    api: Api, producers: Producers, producer: ProducerKey
+) -> None:
+    user = await api.user()
+    mode = await api.client.patch(
+        "/api/v1/me", json={"delivery_mode": "approval"}, headers=user.headers
+    )
+    assert mode.status_code == 200
+    signal = await publish(producers, producer)
+    poll = await long_poll(api, user)
+    approved = await api.client.post(f"{SIGNALS}/{signal['id']}/approve", headers=user.headers)
+    assert approved.status_code == 201
+    response = await asyncio.wait_for(poll, timeout=5)
+    assert [s["id"] for s in response.json()["signals"]] == [signal["id"]]
 
 
 def _parse(text: str) -> Any:

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 
 from tradecast.config import AppSettings
 from tradecast.db import DbSession
-from tradecast.delivery.wakeups import notify_signal_pending
+from tradecast.delivery.wakeups import notify_signal_approved, notify_signal_pending
 from tradecast.errors import Unauthorized, UnprocessableEntity, responses_for
 from tradecast.kit import clock
 from tradecast.kit.decimals import ExactJSONRoute
@@ -125,7 +125,8 @@ async def approve_signal(
     """Approve an open signal for your own devices (delivery mode `approval`). One
     decision per user and signal: a second one, either kind, is a 409."""
     approval = await service.decide(session, user.id, signal_id, Decision.APPROVED)
-    await notify_signal_pending(request, signal_id)
+    # Only this user's devices can have gained a pending signal.
+    await notify_signal_approved(request, user.id)
     return ApprovalOut.model_validate(approval)
 
 
