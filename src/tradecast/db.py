@@ -87,7 +87,7 @@ def Price() -> ExactDecimal:
     return ExactDecimal(20, 8)
 
 
-def Amount() -> ExactDecimal:  # noqa: N802 - reads as a column type
+def Amount() -> ExactDecimal:
     """Notional and exact running sums (price × size): ``NUMERIC(38, 16)``."""
     return ExactDecimal(38, 16)
 

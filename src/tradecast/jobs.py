@@ -9,19 +9,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tradecast.config import Settings
 from tradecast.db import Database
 from tradecast.kit import clock
+from tradecast.outbox import service as outbox
+from tradecast.reconciliation import service as reconciliation
+from tradecast.reconciliation.models import IssueKind
 from tradecast.signals import service as signals
 from tradecast.signed.nonces import NonceStore
 
 logger = logging.getLogger("tradecast.jobs")
 
 MAINTENANCE_INTERVAL_S = 30.0
+# How soon an outbox event (a Telegram notification, say) leaves after its commit,
+# and how often retries that have come due are picked up.
+OUTBOX_INTERVAL_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -72,6 +79,22 @@ def _in_transaction(
             return await work(session)
 
     return run
+
+
+def reconciliation_job(db: Database, settings: Settings) -> Job:
+    return Job(
+        "reconcile",
+        settings.reconcile_interval_s,
+        _in_transaction(db, lambda session: _count(reconciliation.reconcile(session, settings))),
+    )
+
+
+async def _count(created: Awaitable[dict[IssueKind, int]]) -> int:
+    return sum((await created).values())
+
+
+def outbox_job(db: Database, handlers: Mapping[str, outbox.Handler]) -> Job:
+    return Job("dispatch_outbox", OUTBOX_INTERVAL_S, lambda: outbox.dispatch_due(db, handlers))
 
 
 def maintenance_jobs(db: Database, nonces: NonceStore) -> list[Job]:

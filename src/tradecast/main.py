@@ -16,11 +16,12 @@ from tradecast.devices.router import router as devices_router
 from tradecast.errors import install_error_handlers
 from tradecast.executions.router import router as executions_router
 from tradecast.health.router import router as health_router
-from tradecast.jobs import Scheduler, maintenance_jobs
+from tradecast.jobs import Scheduler, maintenance_jobs, outbox_job, reconciliation_job
 from tradecast.kit.jsonlog import configure_logging
 from tradecast.kit.secretbox import SecretBox
 from tradecast.observability import Metrics, RequestContextMiddleware
 from tradecast.producers.router import router as producers_router
+from tradecast.reconciliation.router import router as reconciliation_router
 from tradecast.signals.router import router as signals_router
 from tradecast.signed.nonces import DatabaseNonceStore
 from tradecast.users.router import router as users_router
@@ -35,7 +36,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.db = Database(settings.resolved_database_url)
         app.state.nonces = DatabaseNonceStore(app.state.db)
         app.state.wakeups = WakeupHub()
-        app.state.scheduler = Scheduler(maintenance_jobs(app.state.db, app.state.nonces))
+        app.state.outbox_handlers = {}
+        app.state.scheduler = Scheduler(
+            [
+                *maintenance_jobs(app.state.db, app.state.nonces),
+                reconciliation_job(app.state.db, settings),
+                outbox_job(app.state.db, app.state.outbox_handlers),
+            ]
+        )
         if settings.background_jobs_enabled:
             app.state.scheduler.start()
         try:
@@ -68,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(devices_router)
     app.include_router(delivery_router)
     app.include_router(executions_router)
+    app.include_router(reconciliation_router)
     app.include_router(producers_router)
     app.include_router(signals_router)
     return app

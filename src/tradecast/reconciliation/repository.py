@@ -1,0 +1,156 @@
+"""Queries that find where reports and signals disagree, and the issue store."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, and_, exists, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tradecast.delivery.models import Delivery
+from tradecast.devices.models import Device
+from tradecast.executions.models import ExecutionReport, ExecutionType
+from tradecast.kit.pagination import PageParams
+from tradecast.reconciliation.models import IssueKind, IssueStatus, ReconciliationIssue
+from tradecast.signals.models import OrderType, Signal
+
+
+def _no_issue(kind: IssueKind, signal_id: Any, device_id: Any) -> Any:
+    return ~exists().where(
+        ReconciliationIssue.signal_id == signal_id,
+        ReconciliationIssue.device_id == device_id,
+        ReconciliationIssue.kind == kind,
+    )
+
+
+@dataclass(frozen=True)
+class IssueFilter:
+    status: IssueStatus | None = None
+    kind: IssueKind | None = None
+    owner_id: uuid.UUID | None = None
+
+
+class ReconciliationRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def unacked_deliveries(self, delivered_before: datetime) -> Sequence[Delivery]:
+        query = select(Delivery).where(
+            Delivery.settled_at.is_(None),
+            Delivery.first_delivered_at <= delivered_before,
+            _no_issue(IssueKind.MISSING_ACK, Delivery.signal_id, Delivery.device_id),
+        )
+        return (await self.session.scalars(query)).all()
+
+    async def acks_without_fill(self, acked_before: datetime) -> Sequence[ExecutionReport]:
+        """ACKs of market orders older than the cutoff with no fill or error after them."""
+        later = ExecutionReport.__table__.alias("later")
+        query = (
+            select(ExecutionReport)
+            .join(Signal, Signal.id == ExecutionReport.signal_id)
+            .where(
+                ExecutionReport.execution_type == ExecutionType.ACK,
+                ExecutionReport.created_at <= acked_before,
+                Signal.order_type == OrderType.MARKET,
+                ~exists().where(
+                    later.c.device_id == ExecutionReport.device_id,
+                    later.c.signal_id == ExecutionReport.signal_id,
+                    later.c.execution_type.in_(
+                        [ExecutionType.FILL.value, ExecutionType.ERROR.value]
+                    ),
+                ),
+                _no_issue(
+                    IssueKind.MISSING_FILL, ExecutionReport.signal_id, ExecutionReport.device_id
+                ),
+            )
+        )
+        return (await self.session.scalars(query)).all()
+
+    async def unreported_errors(self) -> Sequence[ExecutionReport]:
+        query = select(ExecutionReport).where(
+            ExecutionReport.execution_type == ExecutionType.ERROR,
+            _no_issue(
+                IssueKind.EXECUTION_ERROR, ExecutionReport.signal_id, ExecutionReport.device_id
+            ),
+        )
+        return (await self.session.scalars(query)).all()
+
+    async def fills_to_check(
+        self, kind: IssueKind, since: datetime
+    ) -> Sequence[tuple[ExecutionReport, Signal]]:
+        """Recent fills of (signal, device) pairs that do not have an issue of ``kind`` yet.
+
+        The arithmetic (slippage, summed sizes) is done in Python on ``Decimal``:
+        SQLite stores decimals as text, and SQL arithmetic there would go through floats.
+        """
+        query = (
+            select(ExecutionReport, Signal)
+            .join(Signal, Signal.id == ExecutionReport.signal_id)
+            .where(
+                ExecutionReport.execution_type == ExecutionType.FILL,
+                ExecutionReport.created_at >= since,
+                _no_issue(kind, ExecutionReport.signal_id, ExecutionReport.device_id),
+            )
+            .order_by(ExecutionReport.created_at)
+        )
+        return [(row[0], row[1]) for row in (await self.session.execute(query)).all()]
+
+    async def insert_issue(self, issue: ReconciliationIssue) -> bool:
+        """Store unless (signal, device, kind) exists; True if this call created it.
+
+        The unique constraint, not this process, decides: two servers running the
+        job at once cannot both create the issue.
+        """
+        dialect = sqlite if self.session.get_bind().dialect.name == "sqlite" else postgresql
+        values = {c.key: getattr(issue, c.key) for c in ReconciliationIssue.__table__.columns}
+        statement = (
+            dialect.insert(ReconciliationIssue)
+            .values(values)
+            .on_conflict_do_nothing(index_elements=["signal_id", "device_id", "kind"])
+            .returning(ReconciliationIssue.id)
+        )
+        return (await self.session.execute(statement)).first() is not None
+
+    async def device_with_owner(self, device_id: uuid.UUID) -> Device | None:
+        return await self.session.get(Device, device_id)
+
+    async def get(
+        self, issue_id: uuid.UUID, *, for_update: bool = False
+    ) -> ReconciliationIssue | None:
+        query = select(ReconciliationIssue).where(ReconciliationIssue.id == issue_id)
+        if for_update:
+            query = query.with_for_update()
+        return await self.session.scalar(query)
+
+    def _filtered(self, criteria: IssueFilter) -> Select[ReconciliationIssue]:
+        query = select(ReconciliationIssue)
+        if criteria.owner_id is not None:
+            query = query.join(
+                Device,
+                and_(
+                    Device.id == ReconciliationIssue.device_id,
+                    Device.user_id == criteria.owner_id,
+                ),
+            )
+        if criteria.status is not None:
+            query = query.where(ReconciliationIssue.status == criteria.status)
+        if criteria.kind is not None:
+            query = query.where(ReconciliationIssue.kind == criteria.kind)
+        return query
+
+    async def page(
+        self, criteria: IssueFilter, page: PageParams
+    ) -> tuple[Sequence[ReconciliationIssue], int]:
+        query = self._filtered(criteria)
+        total = await self.session.scalar(select(func.count()).select_from(query.subquery()))
+        rows = await self.session.scalars(
+            query.order_by(ReconciliationIssue.created_at.desc(), ReconciliationIssue.id.desc())
+            .limit(page.limit)
+            .offset(page.offset)
+        )
+        return rows.all(), int(total or 0)

@@ -1,0 +1,194 @@
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from tests.desk import Desk, Terminal
+from tests.helpers import LoggedIn, assert_problem
+from tradecast.kit import clock
+
+
+async def run(desk: Desk) -> dict[str, Any]:
+    admin = await desk.admin()
+    response = await desk.api.client.post("/api/v1/reconciliation/run", headers=admin.headers)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def issues(desk: Desk, viewer: LoggedIn, **params: str) -> list[dict[str, Any]]:
+    response = await desk.api.client.get(
+        "/api/v1/reconciliation/issues", params=params, headers=viewer.headers
+    )
+    assert response.status_code == 200, response.text
+    items: list[dict[str, Any]] = response.json()["items"]
+    return items
+
+
+async def later(desk: Desk, seconds: int) -> None:
+    """Let time pass, keeping the admin's session alive as a person would."""
+    clock.advance(timedelta(seconds=seconds))
+    desk._admin = None
+
+
+async def test_unacked_delivery_becomes_missing_ack_but_acked_does_not(desk: Desk) -> None:
+    silent = await desk.terminal()
+    polite = await desk.terminal()
+    signal = await desk.publish()
+    await silent.poll()
+    await polite.poll()
+    await polite.ack(signal["id"])
+
+    assert (await run(desk))["total"] == 0  # not yet 60 s
+    await later(desk, 61)
+    result = await run(desk)
+    assert result["created"]["missing_ack"] == 1
+    admin = await desk.admin()
+    (issue,) = await issues(desk, admin, kind="missing_ack")
+    assert issue["device_id"] == silent.id
+    assert issue["signal_id"] == signal["id"]
+    assert issue["status"] == "open"
+    assert issue["detail"]["ack_timeout_s"] == 60
+
+    # Running again creates nothing new.
+    assert (await run(desk))["total"] == 0
+
+
+async def test_fill_far_from_entry_is_slippage(desk: Desk) -> None:
+    terminal = await desk.terminal()
+    signal = await desk.publish(order_type="limit", entry_price="1.25")
+    await terminal.poll()
+    await terminal.ack(signal["id"])
+    # 1.258 is 0.64 % away from 1.25; 1.255 (0.4 %) would be within the threshold.
+    await terminal.fill(signal["id"], "1.255", "0.5")
+    assert (await run(desk))["created"]["slippage"] == 0
+    await terminal.fill(signal["id"], "1.258", "0.5")
+    result = await run(desk)
+    assert result["created"]["slippage"] == 1
+    admin = await desk.admin()
+    (issue,) = await issues(desk, admin, kind="slippage")
+    assert issue["detail"]["slippage_pct"] == "0.64"
+    assert issue["detail"]["fill_price"] == "1.258"
+
+
+async def test_error_report_becomes_execution_error_once(desk: Desk) -> None:
+    terminal = await desk.terminal()
+    signal = await desk.publish()
+    await terminal.poll()
+    await terminal.error(signal["id"], 10019, "Not enough money")
+    await terminal.error(signal["id"], 10019, "Not enough money")
+    assert (await run(desk))["created"]["execution_error"] == 1
+    assert (await run(desk))["total"] == 0
+    (issue,) = await issues(desk, terminal.owner)
+    assert issue["kind"] == "execution_error"
+    assert issue["detail"]["status_code"] == 10019
+
+
+async def test_market_ack_without_fill_becomes_missing_fill(desk: Desk) -> None:
+    idle = await desk.terminal()
+    filled = await desk.terminal()
+    signal = await desk.publish(order_type="market")
+    for terminal in (idle, filled):
+        await terminal.poll()
+        await terminal.ack(signal["id"])
+    await filled.fill(signal["id"], "1.1", "1")
+    await later(desk, 301)
+    result = await run(desk)
+    assert result["created"]["missing_fill"] == 1
+    admin = await desk.admin()
+    (issue,) = await issues(desk, admin, kind="missing_fill")
+    assert issue["device_id"] == idle.id
+
+
+async def test_short_fill_becomes_size_mismatch_once_fills_stop(desk: Desk) -> None:
+    terminal = await desk.terminal()
+    exact = await desk.terminal()
+    signal = await desk.publish(volume="1.0")
+    for t in (terminal, exact):
+        await t.poll()
+        await t.ack(signal["id"])
+    await terminal.fill(signal["id"], "1.1", "0.4")
+    await exact.fill(signal["id"], "1.1", "0.6")
+    await exact.fill(signal["id"], "1.1", "0.4")
+    assert (await run(desk))["created"]["size_mismatch"] == 0
+    await later(desk, 301)
+    assert (await run(desk))["created"]["size_mismatch"] == 1
+    admin = await desk.admin()
+    (issue,) = await issues(desk, admin, kind="size_mismatch")
+    assert issue["device_id"] == terminal.id
+    assert issue["detail"] == {"volume": "1", "filled_size": "0.4"}
+
+
+async def test_users_see_only_their_devices_issues_and_admins_resolve(desk: Desk) -> None:
+    mine = await desk.terminal()
+    theirs = await desk.terminal()
+    signal = await desk.publish()
+    for terminal in (mine, theirs):
+        await terminal.poll()
+        await terminal.error(signal["id"])
+    await run(desk)
+    (own,) = await issues(desk, mine.owner)
+    assert own["device_id"] == mine.id
+    assert [i["device_id"] for i in await issues(desk, theirs.owner)] == [theirs.id]
+
+    resolve_path = f"/api/v1/reconciliation/issues/{own['id']}/resolve"
+    assert_problem(await desk.api.client.post(resolve_path, headers=mine.owner.headers), 403)
+    admin = await desk.admin()
+    resolved = await desk.api.client.post(resolve_path, headers=admin.headers)
+    assert resolved.status_code == 200
+    assert resolved.json()["status"] == "resolved"
+    assert resolved.json()["resolved_at"] is not None
+    assert_problem(
+        await desk.api.client.post(resolve_path, headers=admin.headers),
+        409,
+        "issue_already_resolved",
+    )
+    assert await issues(desk, mine.owner, status="open") == []
+    assert len(await issues(desk, admin, status="open")) == 1
+    assert_problem(
+        await desk.api.client.post(
+            "/api/v1/reconciliation/issues/00000000-0000-0000-0000-000000000000/resolve",
+            headers=admin.headers,
+        ),
+        404,
+    )
+    assert_problem(
+        await desk.api.client.post("/api/v1/reconciliation/run", headers=mine.owner.headers), 403
+    )
+
+
+async def test_concurrent_runs_create_each_issue_once(desk: Desk) -> None:
+    terminals: list[Terminal] = [await desk.terminal() for _ in range(3)]
+    signal = await desk.publish()
+    for terminal in terminals:
+        await terminal.poll()
+        await terminal.error(signal["id"])
+    results = await asyncio.gather(*(run(desk) for _ in range(5)))
+    assert sum(result["total"] for result in results) == 3
+    admin = await desk.admin()
+    assert len(await issues(desk, admin)) == 3
+
+
+async def test_new_issue_is_written_to_the_outbox(desk: Desk) -> None:
+    from sqlalchemy import select
+
+    from tradecast.db import Database
+    from tradecast.outbox.models import OutboxEvent
+
+    terminal = await desk.terminal(name="Gold EA")
+    signal = await desk.publish(instrument="XAUUSD")
+    await terminal.poll()
+    await terminal.error(signal["id"], 130, "Invalid stops")
+    await run(desk)
+    db = Database(desk.api.settings.resolved_database_url)
+    try:
+        async with db.sessionmaker() as session:
+            (event,) = (await session.scalars(select(OutboxEvent))).all()
+    finally:
+        await db.dispose()
+    assert event.topic == "reconciliation.issue_opened"
+    assert event.payload["instrument"] == "XAUUSD"
+    assert event.payload["device_name"] == "Gold EA"
+    assert event.payload["user_id"] == terminal.owner.id
+    assert event.delivered_at is None  # no handler yet: it waits
