@@ -18,6 +18,7 @@ from tradecast.kit.jsonlog import JsonFormatter
 
 DEVICES = "/api/v1/devices"
 WHOAMI = "/api/v1/exec/whoami"
+UNKNOWN_ID = "3f1f5b2e-8c44-4d0e-9a57-0c2b8e1d6a90"
 
 
 async def create_device(api: Api, user: LoggedIn, name: str = "MT5 main") -> dict[str, Any]:
@@ -327,10 +328,11 @@ async def test_device_id_that_is_not_a_uuid_is_a_validation_error(
     [
         ("POST", DEVICES),
         ("GET", DEVICES),
-        ("GET", f"{DEVICES}/{uuid.uuid4()}"),
-        ("PATCH", f"{DEVICES}/{uuid.uuid4()}"),
-        ("POST", f"{DEVICES}/{uuid.uuid4()}/rotate-secret"),
-        ("DELETE", f"{DEVICES}/{uuid.uuid4()}"),
+        # Fixed ids: parametrize values must be the same in every xdist worker.
+        ("GET", f"{DEVICES}/{UNKNOWN_ID}"),
+        ("PATCH", f"{DEVICES}/{UNKNOWN_ID}"),
+        ("POST", f"{DEVICES}/{UNKNOWN_ID}/rotate-secret"),
+        ("DELETE", f"{DEVICES}/{UNKNOWN_ID}"),
     ],
 )
 async def test_device_endpoints_need_a_signed_in_user(api: Api, method: str, path: str) -> None:
