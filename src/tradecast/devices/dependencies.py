@@ -13,11 +13,9 @@ from tradecast.devices.models import Device
 from tradecast.devices.repository import DeviceRepository
 from tradecast.kit.request_context import current
 from tradecast.kit.secretbox import SecretBox
-from tradecast.signed.dependencies import secretbox, verify_request
+from tradecast.signed.dependencies import AppSecretBox, verify_request
 from tradecast.signed.errors import KeyInactive, UnknownKey
 from tradecast.signed.verification import KeyLookup, SigningKey
-
-AppSecretBox = Annotated[SecretBox, Depends(secretbox)]
 
 
 def device_key_lookup(box: SecretBox) -> KeyLookup:

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Response, status
 from tradecast.config import AppSettings, Settings
 from tradecast.db import DbSession
 from tradecast.devices import service
-from tradecast.devices.dependencies import AppSecretBox, SignedDevice
+from tradecast.devices.dependencies import SignedDevice
 from tradecast.devices.errors import (
     DeviceInactive,
     DeviceLimitReached,
@@ -26,6 +26,7 @@ from tradecast.devices.schemas import (
 )
 from tradecast.errors import Unauthorized, UnprocessableEntity, responses_for
 from tradecast.kit import clock
+from tradecast.signed.dependencies import AppSecretBox
 from tradecast.signed.errors import SIGNED_REQUEST_ERRORS
 from tradecast.users.dependencies import CurrentUser
 

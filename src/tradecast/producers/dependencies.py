@@ -8,7 +8,6 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tradecast.kit.request_context import current
-from tradecast.kit.secretbox import SecretBox
 from tradecast.producers import service
 from tradecast.signed.dependencies import secretbox, verify_request
 from tradecast.signed.verification import SigningKey
@@ -37,4 +36,3 @@ async def signed_producer(request: Request) -> AuthenticatedProducer:
 
 SignedProducer = Annotated[AuthenticatedProducer, Depends(signed_producer)]
 # The app's sealer of HMAC secrets.
-AppSecretBox = Annotated[SecretBox, Depends(secretbox)]

@@ -8,7 +8,6 @@ from tradecast.db import DbSession
 from tradecast.errors import Unauthorized, UnprocessableEntity, responses_for
 from tradecast.kit.pagination import Page, Pagination
 from tradecast.producers import service
-from tradecast.producers.dependencies import AppSecretBox
 from tradecast.producers.errors import ProducerInactive, ProducerNameTaken, ProducerNotFound
 from tradecast.producers.schemas import (
     ProducerCreate,
@@ -16,6 +15,7 @@ from tradecast.producers.schemas import (
     ProducerOut,
     ProducerSecret,
 )
+from tradecast.signed.dependencies import AppSecretBox
 from tradecast.users.dependencies import AdminUser
 from tradecast.users.errors import AdminRequired
 

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from fastapi import Request
+from typing import Annotated
+
+from fastapi import Depends, Request
 
 from tradecast.kit.secretbox import SecretBox
 from tradecast.signed.verification import KeyLookup, SigningKey, verify_signed_request
@@ -15,3 +17,6 @@ async def verify_request(request: Request, lookup: KeyLookup) -> SigningKey:
 def secretbox(request: Request) -> SecretBox:
     box: SecretBox = request.app.state.secretbox
     return box
+
+
+AppSecretBox = Annotated[SecretBox, Depends(secretbox)]

@@ -54,10 +54,11 @@ async def register(
         created_at=now,
         updated_at=now,
     )
-    users.add(user)
     try:
-        # The unique constraint on email settles two registrations racing each other.
+        # The unique constraint on email settles two registrations racing each other;
+        # the row is added inside the savepoint so that only it is undone.
         async with session.begin_nested():
+            users.add(user)
             await session.flush()
     except IntegrityError as exc:
         raise EmailAlreadyRegistered(f"An account for {normalized} already exists") from exc
