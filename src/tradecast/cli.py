@@ -129,13 +129,9 @@ def create_producer(
 async def _create_producer(settings: Settings, name: str) -> tuple[str, str]:
     from tradecast.db import Database
     from tradecast.errors import AppError
-    from tradecast.kit.secretbox import SecretBox
     from tradecast.producers import service
 
-    box = SecretBox(
-        settings.signing_key(),
-        tuple(key.get_secret_value() for key in settings.previous_secret_keys),
-    )
+    box = settings.secretbox()
     db = Database(settings.resolved_database_url)
     try:
         async with db.sessionmaker() as session:
@@ -146,5 +142,34 @@ async def _create_producer(settings: Settings, name: str) -> tuple[str, str]:
                 raise typer.Exit(1) from exc
             await session.commit()
             return str(issued.producer.id), issued.secret
+    finally:
+        await db.dispose()
+
+
+@app.command("reseal-secrets")
+def reseal_secrets() -> None:
+    """Re-seal device and producer secrets under the current SECRET_KEY (after a rotation;
+    the old key must still be listed in PREVIOUS_SECRET_KEYS)."""
+    settings = _settings()
+    migrations.upgrade(settings.resolved_database_url)
+    changed = asyncio.run(_reseal(settings))
+    console.print(f"{changed} secret(s) re-sealed")
+
+
+async def _reseal(settings: Settings) -> int:
+    from tradecast.db import Database
+    from tradecast.kit.secretbox import SecretBoxError
+    from tradecast.signed.rotation import reseal_all
+
+    db = Database(settings.resolved_database_url)
+    try:
+        async with db.sessionmaker() as session, session.begin():
+            try:
+                return await reseal_all(session, settings.secretbox())
+            except SecretBoxError as exc:
+                err_console.print(
+                    f"[red]{exc}: add the key that sealed it to PREVIOUS_SECRET_KEYS[/red]"
+                )
+                raise typer.Exit(1) from exc
     finally:
         await db.dispose()

@@ -14,6 +14,8 @@ from fastapi import Depends, Request
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from tradecast.kit.secretbox import SecretBox
+
 # A key shorter than this is brute-forceable offline from any JWT it signed.
 MIN_SECRET_KEY_LENGTH = 32
 PLACEHOLDER_SECRETS = frozenset({"changeme", "change-me", "secret", "dev", "development", "test"})
@@ -159,6 +161,12 @@ class Settings(BaseSettings):
         if self.secret_key is not None:
             return self.secret_key.get_secret_value()
         return _development_secret_key(self.data_dir)
+
+    def secretbox(self) -> SecretBox:
+        """The box that seals device and producer secrets, opening old seals too."""
+        return SecretBox(
+            self.signing_key(), tuple(key.get_secret_value() for key in self.previous_secret_keys)
+        )
 
     def contract_size(self, instrument: str) -> Decimal:
         return self.contract_sizes.get(instrument.upper(), Decimal(1))

@@ -18,7 +18,6 @@ from tradecast.executions.router import router as executions_router
 from tradecast.health.router import router as health_router
 from tradecast.jobs import Scheduler, maintenance_jobs, outbox_job, reconciliation_job
 from tradecast.kit.jsonlog import configure_logging
-from tradecast.kit.secretbox import SecretBox
 from tradecast.observability import Metrics, RequestContextMiddleware
 from tradecast.producers.router import router as producers_router
 from tradecast.reconciliation.router import router as reconciliation_router
@@ -60,10 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.metrics = Metrics()
-    app.state.secretbox = SecretBox(
-        settings.signing_key(),
-        tuple(key.get_secret_value() for key in settings.previous_secret_keys),
-    )
+    app.state.secretbox = settings.secretbox()
     install_error_handlers(app)
     app.add_middleware(
         RequestContextMiddleware,
