@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     database_url: str = ""
     redis_url: str | None = None
+    # Namespaces every Redis key and the wake-up channel (pub/sub ignores database
+    # numbers), so several deployments or test runs can share one Redis.
+    redis_prefix: str = Field(default="tradecast", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    # A Redis that does not answer within this many seconds counts as down.
+    redis_timeout_s: float = Field(default=1.0, gt=0)
     secret_key: SecretStr | None = None
     # Keys that sealed device and producer secrets before the last SECRET_KEY rotation.
     previous_secret_keys: Annotated[tuple[SecretStr, ...], NoDecode] = ()

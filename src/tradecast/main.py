@@ -7,9 +7,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from tradecast import sharedstate
 from tradecast.audit.router import router as audit_router
 from tradecast.config import Settings, get_settings
 from tradecast.db import Database
+from tradecast.delivery.fanout import RedisWakeupRelay
 from tradecast.delivery.router import router as delivery_router
 from tradecast.delivery.wakeups import WakeupHub
 from tradecast.devices.router import router as devices_router
@@ -20,9 +22,10 @@ from tradecast.jobs import Scheduler, maintenance_jobs, outbox_job, reconciliati
 from tradecast.kit.jsonlog import configure_logging
 from tradecast.observability import Metrics, RequestContextMiddleware
 from tradecast.producers.router import router as producers_router
+from tradecast.ratelimit import RateLimiter
 from tradecast.reconciliation.router import router as reconciliation_router
 from tradecast.signals.router import router as signals_router
-from tradecast.signed.nonces import DatabaseNonceStore
+from tradecast.signed.nonces import DatabaseNonceStore, RedisNonceStore
 from tradecast.users.router import router as users_router
 
 
@@ -33,8 +36,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.db = Database(settings.resolved_database_url)
-        app.state.nonces = DatabaseNonceStore(app.state.db)
+        # With REDIS_URL, nonces, rate limits and wake-ups are shared by every process.
+        redis = sharedstate.connect(settings) if settings.redis_url else None
+        app.state.nonces = (
+            RedisNonceStore(redis, settings.redis_prefix)
+            if redis is not None
+            else DatabaseNonceStore(app.state.db)
+        )
+        app.state.rate_limiter = RateLimiter(settings, redis)
         app.state.wakeups = WakeupHub()
+        relay = (
+            RedisWakeupRelay(redis, sharedstate.key(settings, "wakeups"), app.state.wakeups)
+            if redis is not None
+            else None
+        )
         app.state.outbox_handlers = {}
         app.state.scheduler = Scheduler(
             [
@@ -45,10 +60,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         if settings.background_jobs_enabled:
             app.state.scheduler.start()
+        if relay is not None:
+            relay.start()
         try:
             yield
         finally:
+            if relay is not None:
+                await relay.stop()
             await app.state.scheduler.stop()
+            if redis is not None:
+                await redis.aclose()
             await app.state.db.dispose()
 
     app = FastAPI(

@@ -6,8 +6,11 @@ signals, so a signal committed between the look and the wait still wakes them
 (no lost wake-up). Notifications are sent after the unit of work commits —
 a woken poll must find the signal in the database.
 
-This hub lives in one process. With ``REDIS_URL`` set, the same interface
-fans notifications out to every server process.
+The hub lives in one process and is the only place waiters wait. With
+``REDIS_URL`` set a relay (``delivery/fanout.py``) carries every notification
+to the other server processes, whose relays hand it to their own hub; the
+notifying process wakes its own waiters directly, so they never depend on a
+round trip through Redis.
 """
 
 from __future__ import annotations
@@ -17,10 +20,20 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Protocol
 
 from fastapi import Request
 
 from tradecast.db import after_commit
+
+EVERYONE = "everyone"
+USER_PREFIX = "user:"
+
+
+class WakeupRelay(Protocol):
+    def publish(self, message: str) -> None:
+        """Send ``message`` to the other server processes, without waiting."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -41,6 +54,7 @@ class WakeupHub:
         self._everyone = asyncio.Event()
         self._per_user: dict[uuid.UUID, asyncio.Event] = {}
         self._subscribers: dict[uuid.UUID, int] = {}
+        self.relay: WakeupRelay | None = None
 
     @contextmanager
     def subscribe(self, user_id: uuid.UUID) -> Iterator[Subscription]:
@@ -79,10 +93,31 @@ class WakeupHub:
                 task.cancel()
 
     def wake_everyone(self) -> None:
+        self.wake_everyone_here()
+        if self.relay is not None:
+            self.relay.publish(EVERYONE)
+
+    def wake_user(self, user_id: uuid.UUID) -> None:
+        self.wake_user_here(user_id)
+        if self.relay is not None:
+            self.relay.publish(f"{USER_PREFIX}{user_id}")
+
+    def receive(self, message: str) -> None:
+        """A notification relayed from another process: wake the waiters here."""
+        if message == EVERYONE:
+            self.wake_everyone_here()
+        elif message.startswith(USER_PREFIX):
+            try:
+                user_id = uuid.UUID(message.removeprefix(USER_PREFIX))
+            except ValueError:
+                return  # not ours to understand; nothing waits on it
+            self.wake_user_here(user_id)
+
+    def wake_everyone_here(self) -> None:
         current, self._everyone = self._everyone, asyncio.Event()
         current.set()
 
-    def wake_user(self, user_id: uuid.UUID) -> None:
+    def wake_user_here(self, user_id: uuid.UUID) -> None:
         current = self._per_user.get(user_id)
         if current is not None:
             # The next subscriber of this user starts on a fresh event.

@@ -1,10 +1,13 @@
-"""Why a signed request was refused (SPEC §2). Each is a 401 with its own ``code``."""
+"""Why a signed request was refused (SPEC §2). Each is a 401 with its own ``code``;
+``SIGNED_REQUEST_ERRORS`` adds the 429 and 503 any signed request can also answer."""
 
 from __future__ import annotations
 
 from typing import ClassVar
 
 from tradecast.errors import Unauthorized
+from tradecast.ratelimit import RateLimited
+from tradecast.sharedstate import RedisUnavailable
 
 
 class SignedRequestRejected(Unauthorized):
@@ -48,4 +51,6 @@ SIGNED_REQUEST_ERRORS = (
     StaleTimestamp,
     BadSignature,
     NonceReused,
+    RateLimited,
+    RedisUnavailable,
 )

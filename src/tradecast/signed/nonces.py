@@ -6,11 +6,14 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from sqlalchemy import String, delete
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tradecast.db import Base, Database
+from tradecast.sharedstate import RedisUnavailable
 
 
 class UsedNonce(Base):
@@ -60,3 +63,30 @@ class DatabaseNonceStore:
         async with self.db.sessionmaker() as session, session.begin():
             result = await session.execute(delete(UsedNonce).where(UsedNonce.expires_at <= now))
         return int(getattr(result, "rowcount", 0) or 0)
+
+
+class RedisNonceStore:
+    """Nonces as Redis keys, for several server processes sharing one Redis.
+
+    ``SET key 1 NX EX ttl`` is atomic: of two requests racing with one nonce
+    (even on two processes) exactly one sets the key. The TTL is Redis's own,
+    so ``prune`` has nothing to do. When Redis does not answer the claim
+    raises ``RedisUnavailable`` (503): the store fails closed, because a
+    nonce that could not be checked might be a replay.
+    """
+
+    def __init__(self, client: Redis, prefix: str) -> None:
+        self.client = client
+        self.prefix = prefix
+
+    async def claim(self, key_id: uuid.UUID, nonce: str, now: datetime, ttl_s: int) -> bool:
+        try:
+            created = await self.client.set(
+                f"{self.prefix}:nonce:{key_id}:{nonce}", b"1", nx=True, ex=ttl_s
+            )
+        except RedisError as exc:
+            raise RedisUnavailable() from exc
+        return bool(created)
+
+    async def prune(self, now: datetime) -> int:
+        return 0

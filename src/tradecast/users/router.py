@@ -1,10 +1,13 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, status
 
 from tradecast.config import AppSettings
 from tradecast.db import DbSession
 from tradecast.errors import Unauthorized, UnprocessableEntity, responses_for
+from tradecast.ratelimit import LOGIN, AppRateLimiter, RateLimited, client_ip_key, personal
 from tradecast.users import service
 from tradecast.users.dependencies import CurrentUser
 from tradecast.users.errors import (
@@ -52,10 +55,19 @@ async def register(body: RegisterIn, session: DbSession, settings: AppSettings) 
 @router.post(
     "/auth/login",
     response_model=TokenPair,
-    responses=responses_for(InvalidCredentials, UnprocessableEntity),
+    responses=responses_for(InvalidCredentials, UnprocessableEntity, RateLimited),
 )
-async def login(body: LoginIn, session: DbSession, settings: AppSettings) -> TokenPair:
-    """Exchange email and password for an access token (15 min) and a refresh token (7 days)."""
+async def login(
+    body: LoginIn,
+    session: DbSession,
+    settings: AppSettings,
+    limiter: AppRateLimiter,
+    client_ip: Annotated[str, Depends(client_ip_key)],
+) -> TokenPair:
+    """Exchange email and password for an access token (15 min) and a refresh token (7 days).
+
+    At most 10 attempts per minute for one email from one address (429 with ``Retry-After``)."""
+    await limiter.hit(LOGIN, client_ip, personal(body.email))
     issued = await service.login(session, settings, body.email, body.password)
     return TokenPair(
         access_token=issued.access_token,

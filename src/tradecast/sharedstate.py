@@ -1,0 +1,56 @@
+"""Redis, when ``REDIS_URL`` is set: the state several server processes must share.
+
+Three things live there — used nonces, rate-limit counters and long-poll
+wake-ups — so that N processes behind a load balancer behave as one. Without
+``REDIS_URL`` each lives in the process (wake-ups, rate limits) or in the
+database (nonces), which is right for a single process.
+
+Every key and the wake-up channel start with ``REDIS_PREFIX``: pub/sub channels
+ignore Redis database numbers, so the prefix is what keeps two deployments (or
+two test runs) sharing one Redis apart.
+"""
+
+from __future__ import annotations
+
+from redis.asyncio import Redis
+
+from tradecast.config import Settings
+from tradecast.errors import ServiceUnavailable
+
+# How long a client should wait before retrying while Redis is down: a restart or a
+# failover usually takes a few seconds, and sooner would only add load.
+REDIS_RETRY_AFTER_S = 2
+
+
+class RedisUnavailable(ServiceUnavailable):
+    """Redis is configured but does not answer.
+
+    Signed requests fail closed with this 503 rather than accepting a nonce
+    nobody could check: a replayed request must never be executed twice.
+    """
+
+    code = "redis_unavailable"
+    title = "Shared state unavailable"
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(
+            detail or "Redis is unreachable; retry shortly",
+            headers={"Retry-After": str(REDIS_RETRY_AFTER_S)},
+        )
+
+
+def connect(settings: Settings) -> Redis:
+    """A client with a connection pool; connections are made lazily, so a Redis that is
+    down at start-up does not keep the server from starting (requests answer 503)."""
+    assert settings.redis_url, "connect() needs REDIS_URL"  # noqa: S101 - caller's contract
+    client: Redis = Redis.from_url(
+        settings.redis_url,
+        socket_timeout=settings.redis_timeout_s,
+        socket_connect_timeout=settings.redis_timeout_s,
+        health_check_interval=30,
+    )
+    return client
+
+
+def key(settings: Settings, *parts: str) -> str:
+    return ":".join((settings.redis_prefix, *parts))

@@ -1,0 +1,69 @@
+"""Rate limits of SPEC §9 in one process (in-memory counters)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.desk import Desk, Terminal
+from tests.helpers import Api, assert_problem
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, object]:
+    return {"rate_limits_enabled": True}
+
+
+async def _whoami(terminal: Terminal, secret: str | None = None) -> int:
+    response = await terminal.api.signed(
+        "GET", "/api/v1/exec/whoami", key_id=terminal.id, secret=secret or terminal.secret
+    )
+    return response.status_code
+
+
+async def test_eleventh_wrong_password_in_a_minute_is_429_with_retry_after(api: Api) -> None:
+    user = await api.user()
+    for _ in range(9):  # the login in api.user() was the first attempt
+        assert (await api.login(user.email, "wrong password!")).status_code == 401
+    refused = await api.login(user.email.upper(), "wrong password!")
+    body = assert_problem(refused, 429, "rate_limited")
+    assert 1 <= int(refused.headers["retry-after"]) <= 60
+    assert "10" in body["detail"]
+    # Even the right password waits: the limit counts attempts, not failures.
+    assert_problem(await api.login(user.email, user.password), 429, "rate_limited")
+    # Another account from the same address has its own budget.
+    other = await api.user()
+    assert (await api.login(other.email, other.password)).status_code == 200
+
+
+async def test_device_sending_45_signed_requests_in_a_second_gets_429s(desk: Desk) -> None:
+    terminal = await desk.terminal()
+    started = time.monotonic()
+    statuses = [await _whoami(terminal) for _ in range(45)]
+    elapsed = time.monotonic() - started
+    assert statuses[:20] == [200] * 20
+    assert statuses[20] == 429
+    if elapsed < 1.0:  # all inside one window: exactly the first 20 pass
+        assert statuses.count(200) == 20
+    refused = await terminal.api.signed(
+        "GET", "/api/v1/exec/whoami", key_id=terminal.id, secret=terminal.secret
+    )
+    if refused.status_code == 429:
+        assert refused.headers["retry-after"] == "1"
+    # Each device has its own budget.
+    assert await _whoami(await desk.terminal()) == 200
+
+
+async def test_unsigned_junk_does_not_use_up_a_devices_budget(desk: Desk) -> None:
+    terminal = await desk.terminal()
+    forged = [await _whoami(terminal, secret="not-the-secret") for _ in range(30)]
+    assert set(forged) == {401}
+    assert [await _whoami(terminal) for _ in range(20)] == [200] * 20
+
+
+@pytest.mark.parametrize("settings_overrides", [{"rate_limits_enabled": False}], ids=["off"])
+async def test_rate_limits_can_be_switched_off(api: Api) -> None:
+    user = await api.user()
+    statuses = {(await api.login(user.email, "wrong password!")).status_code for _ in range(12)}
+    assert statuses == {401}
