@@ -31,17 +31,30 @@ def _settings() -> Settings:
 def serve(
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to bind.")] = 8000,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Server processes; more than 1 needs TRADECAST_REDIS_URL.")
+    ] = 1,
 ) -> None:
     """Migrate the database to head, then serve the API."""
     import uvicorn
 
     settings = _settings()
+    if workers > 1 and not settings.redis_url:
+        # Each process would wake only its own long polls (a signal published through
+        # one reaches devices held by another up to 30 s late) and count rate limits
+        # on its own (N times the budget). Refused rather than silently wrong.
+        err_console.print(
+            "[red]--workers > 1 needs TRADECAST_REDIS_URL:[/red] without Redis each process "
+            "keeps its own long-poll wake-ups and rate-limit counters"
+        )
+        raise typer.Exit(2)
     migrations.upgrade(settings.resolved_database_url)
     uvicorn.run(
         "tradecast.main:create_app",
         factory=True,
         host=host,
         port=port,
+        workers=workers,
         log_config=None,
         proxy_headers=False,
     )

@@ -1,0 +1,77 @@
+"""Real ``tradecast serve`` processes for tests that need more than the in-process app."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def server_env(database_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
+    """The environment of a test server: cheap password hashing, no background jobs."""
+    return {
+        **os.environ,
+        "TRADECAST_ENV": "test",
+        "TRADECAST_DATABASE_URL": database_url,
+        "TRADECAST_DATA_DIR": str(data_dir),
+        "TRADECAST_SECRET_KEY": "test-secret-key-" + "k" * 32,
+        "TRADECAST_PASSWORD_HASH_TIME_COST": "1",
+        "TRADECAST_PASSWORD_HASH_MEMORY_KIB": "8192",
+        "TRADECAST_BACKGROUND_JOBS_ENABLED": "false",
+        "TRADECAST_LOG_LEVEL": "WARNING",
+        **extra,
+    }
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[bytes]
+    url: str
+    log: Path
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_server(env: dict[str, str], log: Path, *args: str, timeout_s: float = 30) -> Server:
+    """``python -m tradecast serve`` on a free port, returned once ``/readyz`` answers."""
+    port = free_port()
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tradecast", "serve", "--port", str(port), *args],
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    server = Server(process, f"http://127.0.0.1:{port}", log)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if httpx.get(f"{server.url}/readyz", timeout=1).status_code == 200:
+                return server
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            server.stop()
+            raise RuntimeError(f"server did not come up:\n{log.read_text(errors='replace')}")
+        time.sleep(0.1)
