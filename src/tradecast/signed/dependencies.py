@@ -26,4 +26,10 @@ def secretbox(request: Request) -> SecretBox:
     return box
 
 
-AppSecretBox = Annotated[SecretBox, Depends(secretbox)]
+async def _secretbox_dependency(request: Request) -> SecretBox:
+    # Async on purpose: FastAPI runs plain-def dependencies in a thread pool, a
+    # hop that costs more than everything this function does.
+    return secretbox(request)
+
+
+AppSecretBox = Annotated[SecretBox, Depends(_secretbox_dependency)]

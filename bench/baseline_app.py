@@ -1,0 +1,19 @@
+"""The baseline: a bare FastAPI endpoint, served exactly like tradecast."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+
+def create_app() -> FastAPI:
+    app = FastAPI()
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/api/v1/exec/poll")
+    async def poll() -> dict[str, object]:
+        return {"signals": [], "server_time": "2026-01-01T00:00:00Z", "poll_interval_s": 5}
+
+    return app

@@ -1,0 +1,63 @@
+"""A benchmark database: migrated, seeded, with devices whose secrets are really sealed."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+
+import asyncpg
+
+from bench.seed import Shape, device_id, seed
+from tradecast import migrate
+from tradecast.kit.secretbox import SecretBox
+
+BENCH_SECRET_KEY = "bench-secret-key-" + "b" * 40
+ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def device_secret(device: str) -> str:
+    return hmac.new(b"tradecast-bench", device.encode(), hashlib.sha256).hexdigest()
+
+
+async def prepare(database: str, shape: Shape, admin_dsn: str = ADMIN_DSN) -> str:
+    """Create ``database`` afresh and fill it; returns its asyncpg DSN."""
+    admin = await asyncpg.connect(admin_dsn)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{database}"')
+    finally:
+        await admin.close()
+    dsn = admin_dsn.rsplit("/", 1)[0] + "/" + database
+    await asyncio.to_thread(migrate.upgrade, sqlalchemy_url(dsn))
+    await seed(dsn, shape)
+    await seal_device_secrets(dsn, shape)
+    return dsn
+
+
+async def seal_device_secrets(dsn: str, shape: Shape) -> None:
+    box = SecretBox(BENCH_SECRET_KEY)
+    rows = []
+    for n in range(1, shape.devices + 1):
+        device = device_id(n)
+        rows.append((box.seal(device_secret(device), context=device), device))
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.executemany(
+            "UPDATE devices SET secret_sealed = $1 WHERE id = $2::uuid", rows
+        )
+    finally:
+        await connection.close()
+
+
+def sqlalchemy_url(dsn: str) -> str:
+    return dsn.replace("postgresql://", "postgresql+asyncpg://", 1)
+
+
+def server_env(dsn: str, **extra: str) -> dict[str, str]:
+    return {
+        "TRADECAST_DATABASE_URL": sqlalchemy_url(dsn),
+        "TRADECAST_SECRET_KEY": BENCH_SECRET_KEY,
+        "TRADECAST_ENV": "production",
+        **extra,
+    }

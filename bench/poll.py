@@ -1,0 +1,133 @@
+"""Poll throughput and latency against a bare FastAPI endpoint, same server, same run.
+
+    python -m bench.poll [--seconds 15] [--connections 64] [--workers 1 2] [--smoke]
+
+The load generator (wrk) sends correctly signed requests, each with its own
+nonce, generated just before each run and spread over all seeded devices.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench import wrk
+from bench.fixtures import device_secret, prepare, server_env
+from bench.seed import Shape, device_id
+from bench.servers import serve
+from tradecast.kit import signing
+
+POLL_PATH = "/api/v1/exec/poll"
+# Most devices have nothing or one or two signals waiting: 100 open signals,
+# each device has been given 99 and settled 98.
+FULL = Shape(open_signals=100, delivered_per_device=99, settled_per_device=98)
+SMOKE = Shape(
+    users=50, signals=2_000, open_signals=20, delivered_per_device=19, settled_per_device=18
+)
+
+
+@dataclass(frozen=True)
+class Row:
+    workers: int
+    name: str
+    result: wrk.Result
+
+
+def presign(shape: Shape, count: int, path: Path) -> None:
+    stamp = str(int(time.time()))
+    run = os.urandom(4).hex()
+    with path.open("w") as out:
+        for i in range(count):
+            device = device_id(1 + i % shape.devices)
+            headers = signing.sign_request(
+                key_id=device,
+                secret=device_secret(device),
+                method="GET",
+                path=POLL_PATH,
+                query={"limit": "50"},
+                timestamp=int(stamp),
+                nonce=f"bench{run}{i:012d}",
+            )
+            joined = "|".join(f"{k}:{v}" for k, v in headers.items())
+            out.write(f"GET\t{POLL_PATH}?limit=50\t{joined}\t\n")
+
+
+def measure(url: str, shape: Shape, seconds: int, connections: int, scratch: Path) -> wrk.Result:
+    requests = scratch / "requests.tsv"
+    # Enough distinct nonces for a fast server; wrk wraps around only if it runs out.
+    presign(shape, max(20_000, seconds * 12_000), requests)
+    return wrk.run(url, requests, seconds=seconds, connections=connections)
+
+
+def run(args: argparse.Namespace) -> list[Row]:
+    shape = SMOKE if args.smoke else FULL
+    dsn = asyncio.run(prepare("tradecast_bench_poll", shape))
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory() as scratch_dir:
+        scratch = Path(scratch_dir)
+        for workers in args.workers:
+            with serve("bench.baseline_app:create_app", workers=workers) as server:
+                measure(server.url, shape, 2, args.connections, scratch)  # warm-up
+                rows.append(
+                    Row(
+                        workers,
+                        "bare FastAPI endpoint",
+                        measure(server.url, shape, args.seconds, args.connections, scratch),
+                    )
+                )
+            env = server_env(dsn, TRADECAST_BACKGROUND_JOBS_ENABLED="true")
+            with serve("tradecast.main:create_app", workers=workers, env=env) as server:
+                measure(server.url, shape, 2, args.connections, scratch)
+                rows.append(
+                    Row(
+                        workers,
+                        "tradecast poll",
+                        measure(server.url, shape, args.seconds, args.connections, scratch),
+                    )
+                )
+    return rows
+
+
+def report(rows: list[Row], args: argparse.Namespace) -> None:
+    print(
+        f"\npoll: {args.connections} connections, {args.seconds} s per run, PostgreSQL, "
+        f"{'smoke data' if args.smoke else '100,000 signals, 10,000 devices'}"
+    )
+    print(
+        f"{'workers':>7}  {'endpoint':<22} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}  vs baseline"
+    )
+    baseline: dict[int, float] = {}
+    for row in rows:
+        r = row.result
+        if row.name.startswith("bare"):
+            baseline[row.workers] = r.requests_per_s
+            ratio = "1.00×"
+        else:
+            ratio = f"{r.requests_per_s / baseline[row.workers]:.2f}×"
+        print(
+            f"{row.workers:>7}  {row.name:<22} {r.requests_per_s:>9.0f} {r.p50_ms:>8.1f} {r.p99_ms:>8.1f} {r.non_2xx:>8}  {ratio}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--smoke", action="store_true", help="tiny data, short runs")
+    args = parser.parse_args()
+    if args.smoke:
+        args.seconds = min(args.seconds, 2)
+        args.workers = [1]
+    if not wrk.available():
+        raise SystemExit("wrk is not installed (apt-get install wrk)")
+    report(run(args), args)
+
+
+if __name__ == "__main__":
+    main()
