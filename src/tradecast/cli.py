@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from tradecast import migrate as migrations
+from tradecast.client.cli import device_app
 from tradecast.config import ConfigurationError, Settings, get_settings
 from tradecast.users.models import Role
 
@@ -17,6 +18,7 @@ app = typer.Typer(
 )
 console = Console()
 err_console = Console(stderr=True)
+app.add_typer(device_app, name="device", help="The reference device client.")
 
 
 def _settings() -> Settings:
