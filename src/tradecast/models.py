@@ -15,6 +15,7 @@ MODEL_MODULES = (
     "tradecast.executions.models",
     "tradecast.reconciliation.models",
     "tradecast.outbox.models",
+    "tradecast.affiliates.models",
 )
 
 
