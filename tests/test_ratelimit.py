@@ -5,9 +5,12 @@ from __future__ import annotations
 import time
 
 import pytest
+from fastapi import Depends, FastAPI
 
 from tests.desk import Desk, Terminal
 from tests.helpers import Api, assert_problem
+from tradecast.ratelimit import PAYOUT, rate_limited
+from tradecast.users.dependencies import CurrentUser
 
 
 @pytest.fixture
@@ -67,3 +70,28 @@ async def test_rate_limits_can_be_switched_off(api: Api) -> None:
     user = await api.user()
     statuses = {(await api.login(user.email, "wrong password!")).status_code for _ in range(12)}
     assert statuses == {401}
+
+
+async def _user_key(user: CurrentUser) -> str:
+    return str(user.id)
+
+
+async def test_rate_limited_dependency_counts_per_principal(app: FastAPI, api: Api) -> None:
+    # The factory as an endpoint uses it: one request per 10 s per signed-in user
+    # (the payout rule), on a route added to the real app for this test.
+    async def guarded(_: CurrentUser) -> dict[str, str]:
+        return {"ok": "yes"}
+
+    app.add_api_route(
+        "/test/guarded",
+        guarded,
+        methods=["POST"],
+        dependencies=[Depends(rate_limited(PAYOUT, key=_user_key))],
+    )
+    first, second = await api.user(), await api.user()
+    ok = await api.client.post("/test/guarded", headers=first.headers)
+    assert ok.status_code == 200, ok.text
+    refused = await api.client.post("/test/guarded", headers=first.headers)
+    assert_problem(refused, 429, "rate_limited")
+    assert 1 <= int(refused.headers["retry-after"]) <= 10
+    assert (await api.client.post("/test/guarded", headers=second.headers)).status_code == 200

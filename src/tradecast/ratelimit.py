@@ -141,7 +141,9 @@ def rate_limited(
     second lookup: ``dependencies=[Depends(rate_limited(PAYOUT, key=user_key))]``.
     """
 
-    async def check(limiter: AppRateLimiter, identifier: Annotated[str, Depends(key)]) -> None:
+    # A default rather than ``Annotated``: with postponed annotations FastAPI resolves
+    # names in module globals, where this closure's ``key`` does not live.
+    async def check(limiter: AppRateLimiter, identifier: str = Depends(key)) -> None:
         await limiter.hit(limit, identifier)
 
     return check
