@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from tradecast import sharedstate
+from tradecast.affiliates.router import router as affiliates_router
 from tradecast.audit.router import router as audit_router
 from tradecast.config import Settings, get_settings
 from tradecast.db import Database
@@ -96,4 +97,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(reconciliation_router)
     app.include_router(producers_router)
     app.include_router(signals_router)
+    app.include_router(affiliates_router)
     return app

@@ -12,6 +12,7 @@ from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tradecast.affiliates.service import commissions
 from tradecast.audit import service as audit
 from tradecast.audit.service import ActorType
 from tradecast.config import Settings
@@ -79,6 +80,16 @@ async def record(
         trade = await apply_fill(session, settings, device, signal, body, now)
         report.trade_id = trade.id
         await repo.link_trade(report.id, trade.id)
+        # In the fill's transaction: the fill and its commission commit together or not at all.
+        await commissions.record_for_fill(
+            session,
+            settings,
+            user_id=device.user_id,
+            trade_id=trade.id,
+            execution_report_id=report.id,
+            notional=fill_notional(settings, signal, body),
+            now=now,
+        )
     if kind is not ExecutionType.ACK:
         _audit(session, device, signal, report)
     return Recorded(report, created=True)
@@ -163,6 +174,13 @@ async def apply_fill(
     trade.updated_at = now
     await session.flush()
     return trade
+
+
+def fill_notional(settings: Settings, signal: Signal, fill: FillIn) -> Decimal:
+    """What one fill adds to its trade's notional: price × size × contract size."""
+    return money.multiply(
+        fill.fill_price, fill.fill_size, settings.contract_size(signal.instrument)
+    )
 
 
 async def trades_of(

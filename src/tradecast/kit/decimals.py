@@ -3,7 +3,8 @@
 JSON numbers are parsed straight into ``Decimal`` (never through a binary
 float), JSON strings must be plain decimal notation, and every value is held
 to what ``NUMERIC(20, 8)`` stores: at most 12 integer digits and 8 decimal
-places. Too many digits are rejected, never rounded. Out, a value is the
+places (money, ``MoneyAmount``: 16 and 2, as ``NUMERIC(18, 2)`` stores).
+Too many digits are rejected, never rounded. Out, a value is the
 canonical decimal text: plain notation, no trailing zeros (``"1.10005"``,
 not ``"1.10005000"`` as PostgreSQL would hand it back).
 """
@@ -22,6 +23,9 @@ from pydantic import PlainSerializer, PlainValidator, WithJsonSchema
 
 MAX_INTEGER_DIGITS = 12
 MAX_DECIMAL_PLACES = 8
+# Settled money, NUMERIC(18, 2).
+MONEY_INTEGER_DIGITS = 16
+MONEY_DECIMAL_PLACES = 2
 # Longer than any value that can pass the limits above: refuse before parsing.
 MAX_NUMBER_TEXT = 64
 # ASCII digits only: Decimal() would also take other scripts' digits, such as "١٢".
@@ -91,12 +95,21 @@ def _decimal_places(value: Decimal) -> int:
 
 def parse_positive_decimal(value: object) -> Decimal:
     """A positive decimal within ``NUMERIC(20, 8)``, from a JSON string or number."""
+    return _bounded_positive(value, MAX_INTEGER_DIGITS, MAX_DECIMAL_PLACES, "1.10005")
+
+
+def parse_money(value: object) -> Decimal:
+    """A positive amount of money within ``NUMERIC(18, 2)``: whole cents, never rounded."""
+    return _bounded_positive(value, MONEY_INTEGER_DIGITS, MONEY_DECIMAL_PLACES, "50.00")
+
+
+def _bounded_positive(value: object, integer_digits: int, places: int, example: str) -> Decimal:
     # bool is an int subclass, and a float has already lost the digits it was sent with.
     if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
         raise ValueError("must be a decimal number, as a JSON string or number")
     if isinstance(value, str):
         if len(value) > MAX_NUMBER_TEXT or not _PLAIN_DECIMAL.fullmatch(value):
-            raise ValueError('must be a plain decimal such as "1.10005"')
+            raise ValueError(f'must be a plain decimal such as "{example}"')
         value = Decimal(value)
     number = Decimal(value)
     if not number.is_finite():
@@ -104,10 +117,10 @@ def parse_positive_decimal(value: object) -> Decimal:
     if number <= 0:
         raise ValueError("must be greater than 0")
     # adjusted() is the exponent of the leading digit: no arithmetic, so no overflow on 1e999999.
-    if number.adjusted() >= MAX_INTEGER_DIGITS:
-        raise ValueError(f"must have at most {MAX_INTEGER_DIGITS} digits before the point")
-    if _decimal_places(number) > MAX_DECIMAL_PLACES:
-        raise ValueError(f"must have at most {MAX_DECIMAL_PLACES} decimal places")
+    if number.adjusted() >= integer_digits:
+        raise ValueError(f"must have at most {integer_digits} digits before the point")
+    if _decimal_places(number) > places:
+        raise ValueError(f"must have at most {places} decimal places")
     return Decimal(decimal_text(number))
 
 
@@ -137,3 +150,20 @@ PositiveDecimal = Annotated[
     ),
 ]
 DecimalText = Annotated[Decimal, PlainSerializer(decimal_text, return_type=str)]
+MoneyAmount = Annotated[
+    Decimal,
+    PlainValidator(parse_money),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": r"^\d{1,16}(\.\d{1,2})?$"},
+                {"type": "number", "exclusiveMinimum": 0},
+            ],
+            "description": (
+                "Positive amount of money: at most 16 digits before and 2 after the point. "
+                "Send it as a string to be sure no client rounds it on the way."
+            ),
+            "examples": ["50.00"],
+        }
+    ),
+]

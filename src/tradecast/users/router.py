@@ -48,8 +48,12 @@ def _me(user: User) -> MeOut:
     responses=responses_for(EmailAlreadyRegistered, UnprocessableEntity),
 )
 async def register(body: RegisterIn, session: DbSession, settings: AppSettings) -> User:
-    """Create an account. The email is case-insensitively unique."""
-    return await service.register(session, settings, body.email, body.password)
+    """Create an account. The email is case-insensitively unique. A valid
+    ``referral_token`` makes the new user referred by that affiliate; an unknown
+    one is ignored."""
+    return await service.register(
+        session, settings, body.email, body.password, referral_token=body.referral_token
+    )
 
 
 @router.post(

@@ -9,6 +9,7 @@ from datetime import timedelta
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tradecast.affiliates.service import referrals
 from tradecast.audit import service as audit
 from tradecast.audit.service import ActorType
 from tradecast.config import Settings
@@ -34,8 +35,16 @@ class IssuedTokens:
 
 
 async def register(
-    session: AsyncSession, settings: Settings, email: str, password: str, *, role: Role = Role.USER
+    session: AsyncSession,
+    settings: Settings,
+    email: str,
+    password: str,
+    *,
+    role: Role = Role.USER,
+    referral_token: str | None = None,
 ) -> User:
+    """Create an account; a known ``referral_token`` makes the user referred for good
+    (an unknown one is ignored: it must not block a sign-up)."""
     users = UserRepository(session)
     normalized = email.strip().lower()
     # Hash before touching the database: on SQLite the first statement takes the write lock.
@@ -71,6 +80,7 @@ async def register(
         target_id=user.id,
         metadata={"role": role.value},
     )
+    await referrals.attach_at_signup(session, settings, user, referral_token)
     return user
 
 

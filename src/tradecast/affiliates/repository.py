@@ -1,0 +1,282 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+
+from tradecast.affiliates.models import (
+    Affiliate,
+    Commission,
+    CommissionStatus,
+    Payout,
+    PayoutStatus,
+    Referral,
+    ReferralStatus,
+)
+from tradecast.kit.pagination import PageParams
+
+ZERO = Decimal(0)
+
+
+async def _exact_sums(
+    session: AsyncSession,
+    key: InstrumentedAttribute[Any],
+    value: InstrumentedAttribute[Decimal],
+    *conditions: ColumnElement[bool],
+) -> dict[Any, Decimal]:
+    """Σ ``value`` grouped by ``key``, exact on both databases.
+
+    PostgreSQL sums NUMERIC exactly. SQLite would turn the stored decimal text
+    into binary floats before adding, so there the values are added here as
+    ``Decimal`` instead.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        totals: dict[Any, Decimal] = {}
+        for group, amount in await session.execute(select(key, value).where(*conditions)):
+            totals[group] = totals.get(group, ZERO) + amount
+        return totals
+    rows = await session.execute(select(key, func.sum(value)).where(*conditions).group_by(key))
+    return {group: Decimal(total) for group, total in rows}
+
+
+async def _exact_sum(
+    session: AsyncSession,
+    value: InstrumentedAttribute[Decimal],
+    *conditions: ColumnElement[bool],
+) -> Decimal:
+    """Σ ``value``, exact on both databases (see ``_exact_sums``)."""
+    if session.get_bind().dialect.name == "sqlite":
+        return sum(await session.scalars(select(value).where(*conditions)), ZERO)
+    total = await session.scalar(select(func.sum(value)).where(*conditions))
+    return ZERO if total is None else Decimal(total)
+
+
+async def _page(
+    session: AsyncSession, query: Select[Any], page: PageParams, *order: Any
+) -> tuple[Sequence[Any], int]:
+    total = await session.scalar(select(func.count()).select_from(query.subquery()))
+    rows = await session.scalars(query.order_by(*order).limit(page.limit).offset(page.offset))
+    return rows.all(), int(total or 0)
+
+
+class AffiliateRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    def add(self, affiliate: Affiliate) -> None:
+        self.session.add(affiliate)
+
+    async def get(self, affiliate_id: uuid.UUID) -> Affiliate:
+        affiliate = await self.session.get(Affiliate, affiliate_id)
+        if affiliate is None:  # affiliates are never deleted
+            raise RuntimeError(f"affiliate {affiliate_id} missing")
+        return affiliate
+
+    async def by_user(self, user_id: uuid.UUID) -> Affiliate | None:
+        return await self.session.scalar(select(Affiliate).where(Affiliate.user_id == user_id))
+
+    async def by_token(self, token: str) -> Affiliate | None:
+        return await self.session.scalar(select(Affiliate).where(Affiliate.referral_token == token))
+
+    async def lock(self, affiliate_id: uuid.UUID) -> Affiliate:
+        """The affiliate's row, locked until commit (SQLite: BEGIN IMMEDIATE holds it already).
+
+        Everyone who reads the affiliate's money to decide something (a commission's
+        tier, a payout against the balance, releasing withheld commissions) takes this
+        lock first, so each of them sees what the previous one committed.
+        """
+        affiliate = await self.session.scalar(
+            select(Affiliate)
+            .where(Affiliate.id == affiliate_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        if affiliate is None:  # affiliates are never deleted
+            raise RuntimeError(f"affiliate {affiliate_id} missing")
+        return affiliate
+
+    async def lock_referrer_of(self, user_id: uuid.UUID) -> Affiliate | None:
+        """The affiliate who referred ``user_id``, locked as ``lock`` locks it."""
+        return await self.session.scalar(
+            select(Affiliate)
+            .join(Referral, Referral.affiliate_id == Affiliate.id)
+            .where(Referral.referred_user_id == user_id)
+            .with_for_update(of=Affiliate)
+            .execution_options(populate_existing=True)
+        )
+
+    async def user_ids(self, affiliate_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID]:
+        """affiliate id → the affiliate's user id."""
+        if not affiliate_ids:
+            return {}
+        rows = await self.session.execute(
+            select(Affiliate.id, Affiliate.user_id).where(Affiliate.id.in_(affiliate_ids))
+        )
+        return {affiliate_id: user_id for affiliate_id, user_id in rows}
+
+    async def referral_count(self, affiliate_id: uuid.UUID) -> int:
+        count = await self.session.scalar(
+            select(func.count()).select_from(Referral).where(Referral.affiliate_id == affiliate_id)
+        )
+        return int(count or 0)
+
+
+class ReferralRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    def add(self, referral: Referral) -> None:
+        self.session.add(referral)
+
+    async def of_user(self, user_id: uuid.UUID) -> Referral | None:
+        """The referral that brought ``user_id``, read afresh (its status may have changed)."""
+        return await self.session.scalar(
+            select(Referral)
+            .where(Referral.referred_user_id == user_id)
+            .execution_options(populate_existing=True)
+        )
+
+    async def get(self, referral_id: uuid.UUID) -> Referral | None:
+        return await self.session.scalar(
+            select(Referral)
+            .where(Referral.id == referral_id)
+            .execution_options(populate_existing=True)
+        )
+
+    async def page(
+        self, status: ReferralStatus | None, page: PageParams
+    ) -> tuple[Sequence[Referral], int]:
+        query = select(Referral)
+        if status is not None:
+            query = query.where(Referral.status == status)
+        return await _page(
+            self.session, query, page, Referral.created_at.desc(), Referral.id.desc()
+        )
+
+    async def withheld_totals(self, referral_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Decimal]:
+        if not referral_ids:
+            return {}
+        return await _exact_sums(
+            self.session,
+            Commission.referral_id,
+            Commission.amount,
+            Commission.referral_id.in_(referral_ids),
+            Commission.status == CommissionStatus.WITHHELD,
+        )
+
+
+class CommissionRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    def add(self, commission: Commission) -> None:
+        self.session.add(commission)
+
+    async def referred_volume(self, affiliate_id: uuid.UUID, since: datetime) -> Decimal:
+        """Σ notional of the fills that earned the affiliate a commission since ``since``."""
+        return await _exact_sum(
+            self.session,
+            Commission.notional,
+            Commission.affiliate_id == affiliate_id,
+            Commission.status == CommissionStatus.EARNED,
+            Commission.created_at > since,
+        )
+
+    async def earned_total(self, affiliate_id: uuid.UUID) -> Decimal:
+        return await _exact_sum(
+            self.session,
+            Commission.amount,
+            Commission.affiliate_id == affiliate_id,
+            Commission.status == CommissionStatus.EARNED,
+        )
+
+    async def page_earned(
+        self, affiliate_id: uuid.UUID, page: PageParams
+    ) -> tuple[Sequence[Commission], int]:
+        query = select(Commission).where(
+            Commission.affiliate_id == affiliate_id,
+            Commission.status == CommissionStatus.EARNED,
+        )
+        return await _page(
+            self.session, query, page, Commission.created_at.desc(), Commission.id.desc()
+        )
+
+    async def release_withheld(self, referral_id: uuid.UUID) -> tuple[int, Decimal]:
+        """Turn a referral's withheld commissions into earned ones: (how many, Σ amount)."""
+        where = (
+            Commission.referral_id == referral_id,
+            Commission.status == CommissionStatus.WITHHELD,
+        )
+        amount = await _exact_sum(self.session, Commission.amount, *where)
+        released = await self.session.execute(
+            update(Commission).where(*where).values(status=CommissionStatus.EARNED)
+        )
+        return int(getattr(released, "rowcount", 0) or 0), amount
+
+
+class PayoutRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    def add(self, payout: Payout) -> None:
+        self.session.add(payout)
+
+    async def get(self, payout_id: uuid.UUID) -> Payout | None:
+        return await self.session.scalar(
+            select(Payout).where(Payout.id == payout_id).execution_options(populate_existing=True)
+        )
+
+    async def by_idempotency_key(self, affiliate_id: uuid.UUID, key: str) -> Payout | None:
+        return await self.session.scalar(
+            select(Payout).where(Payout.affiliate_id == affiliate_id, Payout.idempotency_key == key)
+        )
+
+    async def has_pending(self, affiliate_id: uuid.UUID) -> bool:
+        found = await self.session.scalar(
+            select(Payout.id).where(
+                Payout.affiliate_id == affiliate_id, Payout.status == PayoutStatus.PENDING
+            )
+        )
+        return found is not None
+
+    async def totals_by_status(self, affiliate_id: uuid.UUID) -> dict[PayoutStatus, Decimal]:
+        sums = await _exact_sums(
+            self.session, Payout.status, Payout.amount, Payout.affiliate_id == affiliate_id
+        )
+        return {PayoutStatus(status): total for status, total in sums.items()}
+
+    async def page_for_affiliate(
+        self, affiliate_id: uuid.UUID, page: PageParams
+    ) -> tuple[Sequence[Payout], int]:
+        query = select(Payout).where(Payout.affiliate_id == affiliate_id)
+        return await _page(self.session, query, page, Payout.created_at.desc(), Payout.id.desc())
+
+    async def page_all(
+        self, status: PayoutStatus | None, page: PageParams
+    ) -> tuple[Sequence[Payout], int]:
+        query = select(Payout)
+        if status is not None:
+            query = query.where(Payout.status == status)
+        return await _page(self.session, query, page, Payout.created_at.desc(), Payout.id.desc())
+
+    async def settle(self, payout_id: uuid.UUID, **values: Any) -> Payout | None:
+        """Move a pending payout to a final state; ``None`` if it is not pending (any more).
+
+        A conditional UPDATE: of two admins settling one payout at once, one wins
+        and the other finds it no longer pending.
+        """
+        settled = await self.session.execute(
+            update(Payout)
+            .where(Payout.id == payout_id, Payout.status == PayoutStatus.PENDING)
+            .values(**values)
+            .returning(Payout.id)
+        )
+        if settled.first() is None:
+            return None
+        return await self.get(payout_id)

@@ -1,0 +1,100 @@
+"""Commissions: what each fill of a referred user earns the affiliate, decided in the
+fill's own transaction."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tradecast.affiliates.models import (
+    Affiliate,
+    AffiliateStatus,
+    Commission,
+    CommissionStatus,
+    ReferralStatus,
+)
+from tradecast.affiliates.repository import (
+    AffiliateRepository,
+    CommissionRepository,
+    ReferralRepository,
+)
+from tradecast.affiliates.tiers import VOLUME_WINDOW, tier_for
+from tradecast.config import Settings
+from tradecast.kit import money
+from tradecast.kit.pagination import PageParams
+
+logger = logging.getLogger("tradecast.affiliates")
+
+
+async def record_for_fill(
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    user_id: uuid.UUID,
+    trade_id: uuid.UUID,
+    execution_report_id: uuid.UUID,
+    notional: Decimal,
+    now: datetime,
+) -> Commission | None:
+    """The commission on one fill of ``user_id`` (notional: the fill's price × size ×
+    contract size), or ``None`` when nobody referred the user.
+
+    The affiliate's row is locked before the 30-day volume is read: two fills of
+    one affiliate's referred users then take turns, and the second sees the first's
+    notional. The fill's own notional counts, so the fill that crosses a tier floor
+    already earns the higher rate.
+    """
+    affiliate = await AffiliateRepository(session).lock_referrer_of(user_id)
+    if affiliate is None or affiliate.status is not AffiliateStatus.ACTIVE:
+        return None
+    # Read under the lock: an admin clearing the referral meanwhile has committed.
+    referral = await ReferralRepository(session).of_user(user_id)
+    if referral is None:  # pragma: no cover - referrals are never deleted
+        return None
+    commissions = CommissionRepository(session)
+    volume = await commissions.referred_volume(affiliate.id, now - VOLUME_WINDOW)
+    tier = tier_for(settings.affiliate_tiers, money.add(volume, notional))
+    earns = referral.status is not ReferralStatus.FLAGGED
+    commission = Commission(
+        id=uuid.uuid4(),
+        affiliate_id=affiliate.id,
+        referral_id=referral.id,
+        referred_user_id=user_id,
+        trade_id=trade_id,
+        execution_report_id=execution_report_id,
+        notional=notional,
+        tier=tier.number,
+        rate=tier.rate,
+        amount=money.to_cents(money.multiply(notional, tier.rate)),
+        status=CommissionStatus.EARNED if earns else CommissionStatus.WITHHELD,
+        created_at=now,
+    )
+    commissions.add(commission)
+    await session.flush()
+    _log(affiliate, commission)
+    return commission
+
+
+def _log(affiliate: Affiliate, commission: Commission) -> None:
+    logger.info(
+        "commission recorded",
+        extra={
+            "affiliate_id": str(affiliate.id),
+            "commission_id": str(commission.id),
+            "amount": str(commission.amount),
+            "tier": commission.tier,
+            "commission_status": commission.status.value,
+        },
+    )
+
+
+async def history(
+    session: AsyncSession, affiliate: Affiliate, page: PageParams
+) -> tuple[Sequence[Commission], int]:
+    """Earned commissions, newest first (withheld ones appear once their referral is cleared)."""
+    return await CommissionRepository(session).page_earned(affiliate.id, page)
