@@ -5,11 +5,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Select, exists, select, text, update
+from sqlalchemy import Select, Uuid, exists, literal, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
+from tradecast.db import UTCDateTime
 from tradecast.delivery.models import Delivery
 from tradecast.devices.models import Device
 from tradecast.signals.models import Decision, Signal, SignalApproval
@@ -51,6 +54,17 @@ def pending_signals_query(
     )
 
 
+def _delivery_upsert(insert: Any) -> Any:
+    """First delivery time kept, last one and the count moved on."""
+    return insert.on_conflict_do_update(
+        index_elements=[Delivery.device_id, Delivery.signal_id],
+        set_={
+            "last_delivered_at": insert.excluded.last_delivered_at,
+            "delivery_count": Delivery.delivery_count + 1,
+        },
+    )
+
+
 class DeliveryRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -59,6 +73,46 @@ class DeliveryRepository:
         self, device_id: uuid.UUID, owner_id: uuid.UUID, now: datetime, limit: int
     ) -> Sequence[Signal]:
         query = pending_signals_query(device_id, owner_id, now, limit)
+        return (await self.session.scalars(query)).all()
+
+    async def deliver_pending(
+        self, device_id: uuid.UUID, owner_id: uuid.UUID, now: datetime, limit: int
+    ) -> Sequence[Signal]:
+        """The pending signals, with their deliveries and the device's ``last_poll`` recorded.
+
+        On PostgreSQL this is one statement — the pending query, the delivery
+        upsert and the ``last_poll`` update as data-modifying CTEs — so a poll
+        costs one round trip. SQLite has no DML in CTEs and takes three.
+        """
+        if self.session.get_bind().dialect.name == "sqlite":
+            signals = await self.pending_signals_for(device_id, owner_id, now, limit)
+            await self.record_deliveries(device_id, [signal.id for signal in signals], now)
+            await self.touch_last_poll(device_id, now)
+            return signals
+        pending = pending_signals_query(device_id, owner_id, now, limit).cte("pending")
+        delivered = _delivery_upsert(
+            postgresql.insert(Delivery).from_select(
+                [
+                    "device_id",
+                    "signal_id",
+                    "first_delivered_at",
+                    "last_delivered_at",
+                    "delivery_count",
+                ],
+                select(
+                    literal(device_id, Uuid()),
+                    pending.c.id,
+                    literal(now, UTCDateTime()),
+                    literal(now, UTCDateTime()),
+                    literal(1),
+                ),
+            )
+        ).cte("delivered")
+        polled = update(Device).where(Device.id == device_id).values(last_poll=now).cte("polled")
+        signal = aliased(Signal, pending)
+        query = (
+            select(signal).add_cte(delivered, polled).order_by(pending.c.created_at, pending.c.id)
+        )
         return (await self.session.scalars(query)).all()
 
     async def record_deliveries(
@@ -80,15 +134,7 @@ class DeliveryRepository:
                 for signal_id in signal_ids
             ]
         )
-        await self.session.execute(
-            insert.on_conflict_do_update(
-                index_elements=[Delivery.device_id, Delivery.signal_id],
-                set_={
-                    "last_delivered_at": insert.excluded.last_delivered_at,
-                    "delivery_count": Delivery.delivery_count + 1,
-                },
-            )
-        )
+        await self.session.execute(_delivery_upsert(insert))
 
     async def touch_last_poll(self, device_id: uuid.UUID, now: datetime) -> None:
         await self.session.execute(

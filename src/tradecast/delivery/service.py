@@ -34,17 +34,12 @@ async def poll(
     # Subscribe before looking, so that a signal committed in between still wakes us.
     with hub.subscribe(owner_id) as subscription:
         while True:
-            signals = await repo.pending_signals_for(device_id, owner_id, clock.utcnow(), limit)
+            signals = await repo.deliver_pending(device_id, owner_id, clock.utcnow(), limit)
             remaining = deadline - time.monotonic()
             if signals or remaining <= 0:
-                break
+                return signals
             # Hold no transaction (on SQLite: no lock) while the request waits.
             await session.rollback()
             if not await hub.wait(subscription, remaining):
                 # Timed out: one last look, then answer with whatever is there.
-                signals = await repo.pending_signals_for(device_id, owner_id, clock.utcnow(), limit)
-                break
-    now = clock.utcnow()
-    await repo.record_deliveries(device_id, [signal.id for signal in signals], now)
-    await repo.touch_last_poll(device_id, now)
-    return signals
+                return await repo.deliver_pending(device_id, owner_id, clock.utcnow(), limit)
