@@ -16,6 +16,7 @@ MODEL_MODULES = (
     "tradecast.reconciliation.models",
     "tradecast.outbox.models",
     "tradecast.affiliates.models",
+    "tradecast.telegram.models",
 )
 
 

@@ -1,0 +1,1 @@
+"""The Telegram bot (SPEC §10): the webhook, account linking, commands and notifications."""
