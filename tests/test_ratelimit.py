@@ -95,3 +95,22 @@ async def test_rate_limited_dependency_counts_per_principal(app: FastAPI, api: A
     assert_problem(refused, 429, "rate_limited")
     assert 1 <= int(refused.headers["retry-after"]) <= 10
     assert (await api.client.post("/test/guarded", headers=second.headers)).status_code == 200
+
+
+async def test_one_payout_request_per_ten_seconds_per_affiliate(api: Api) -> None:
+    async def affiliate() -> dict[str, str]:
+        user = await api.user()
+        registered = await api.client.post("/api/v1/affiliates/register", headers=user.headers)
+        assert registered.status_code == 201, registered.text
+        return user.headers
+
+    first, second = await affiliate(), await affiliate()
+    payout = {"amount": "60.00", "bank_account": "DE89370400440532013000"}
+    # Counted whatever the outcome: here the balance is short (409).
+    earlier = await api.client.post("/api/v1/affiliates/payout", json=payout, headers=first)
+    assert earlier.status_code == 409, earlier.text
+    refused = await api.client.post("/api/v1/affiliates/payout", json=payout, headers=first)
+    assert_problem(refused, 429, "rate_limited")
+    assert 1 <= int(refused.headers["retry-after"]) <= 10
+    other = await api.client.post("/api/v1/affiliates/payout", json=payout, headers=second)
+    assert other.status_code == 409, other.text

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Response, status
+from fastapi import APIRouter, Depends, Header, Query, Response, status
 
 from tradecast.affiliates.dependencies import CurrentAffiliate
 from tradecast.affiliates.errors import (
@@ -39,6 +39,7 @@ from tradecast.db import DbSession
 from tradecast.errors import Unauthorized, UnprocessableEntity, responses_for
 from tradecast.kit.decimals import ExactJSONRoute
 from tradecast.kit.pagination import Page, Pagination
+from tradecast.ratelimit import PAYOUT, RateLimited, rate_limited
 from tradecast.users.dependencies import AdminUser, CurrentUser
 from tradecast.users.errors import AdminRequired
 
@@ -130,6 +131,10 @@ async def history(
     )
 
 
+async def _payout_rate_key(affiliate: CurrentAffiliate) -> str:
+    return str(affiliate.id)
+
+
 @affiliate_router.post(
     "/payout",
     status_code=status.HTTP_201_CREATED,
@@ -142,9 +147,12 @@ async def history(
             PayoutPending,
             IdempotencyKeyReused,
             UnprocessableEntity,
+            RateLimited,
         ),
         **_REPLAYED,
     },
+    # SPEC §9: one payout request per 10 s per affiliate, counted once authenticated.
+    dependencies=[Depends(rate_limited(PAYOUT, key=_payout_rate_key))],
 )
 async def request_payout(
     body: PayoutIn,
