@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from tests.desk import Desk
 from tests.helpers import Api, assert_problem
 from tests.redis_support import REDIS_URL, forget, needs_redis, unique_prefix
+from tradecast.delivery.fanout import RedisWakeupRelay
 from tradecast.delivery.wakeups import WakeupHub
 
 
@@ -62,6 +63,38 @@ class TestWithRedis:
             client.close()
         assert keys
         assert not any(user.email.encode() in key for key in keys)  # emails are hashed
+
+    @needs_redis
+    async def test_the_wakeup_relay_reconnects_and_wakes_its_waiters(
+        self, app: FastAPI, redis_prefix: str
+    ) -> None:
+        hub: WakeupHub = app.state.wakeups
+        relay = hub.relay
+        assert isinstance(relay, RedisWakeupRelay)
+        await asyncio.wait_for(relay.subscribed.wait(), 5)
+        admin = redis.Redis.from_url(REDIS_URL)
+        try:
+            ours = [
+                c["id"]
+                for c in admin.client_list()
+                if c.get("name") == f"{redis_prefix}-server" and int(c["sub"]) > 0
+            ]
+            assert len(ours) == 1
+            with hub.subscribe(uuid.uuid4()) as subscription:
+                waiting = asyncio.create_task(hub.wait(subscription, 10))
+                await asyncio.sleep(0.1)
+                admin.client_kill_filter(_id=ours[0])
+                # Whatever was published while it was away is lost: everyone looks again.
+                assert await asyncio.wait_for(waiting, 8) is True
+            await asyncio.wait_for(relay.subscribed.wait(), 8)
+            user_id = uuid.uuid4()
+            with hub.subscribe(user_id) as subscription:
+                waiting = asyncio.create_task(hub.wait(subscription, 5))
+                await asyncio.sleep(0.1)
+                admin.publish(f"{redis_prefix}:wakeups", f"another-process user:{user_id}")
+                assert await asyncio.wait_for(waiting, 5) is True
+        finally:
+            admin.close()
 
 
 def _closed_port() -> int:

@@ -48,6 +48,8 @@ def connect(settings: Settings) -> Redis:
         socket_timeout=settings.redis_timeout_s,
         socket_connect_timeout=settings.redis_timeout_s,
         health_check_interval=30,
+        # Named, so `CLIENT LIST` on a shared Redis tells which deployment a connection serves.
+        client_name=f"{settings.redis_prefix}-server",
     )
     return client
 
