@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import os
 
 import asyncpg
 
@@ -14,6 +15,7 @@ from tradecast.kit.secretbox import SecretBox
 
 BENCH_SECRET_KEY = "bench-secret-key-" + "b" * 40
 ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+BENCH_REDIS_URL = "redis://127.0.0.1:6379/14"
 
 
 def device_secret(device: str) -> str:
@@ -54,10 +56,23 @@ def sqlalchemy_url(dsn: str) -> str:
     return dsn.replace("postgresql://", "postgresql+asyncpg://", 1)
 
 
+def redis_available(url: str = BENCH_REDIS_URL) -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(url, socket_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
 def server_env(dsn: str, **extra: str) -> dict[str, str]:
-    return {
+    """Production settings; Redis when it answers, so several workers act as one."""
+    env = {
         "TRADECAST_DATABASE_URL": sqlalchemy_url(dsn),
         "TRADECAST_SECRET_KEY": BENCH_SECRET_KEY,
         "TRADECAST_ENV": "production",
-        **extra,
     }
+    if redis_available():
+        env["TRADECAST_REDIS_URL"] = BENCH_REDIS_URL
+        env["TRADECAST_REDIS_PREFIX"] = f"bench-{os.getpid()}"
+    return {**env, **extra}

@@ -1,0 +1,255 @@
+"""Signal-to-device latency and memory per held long poll.
+
+    python -m bench.latency [--devices 1 1000 10000] [--workers 2] [--smoke]
+
+For each device count: that many devices (one per user, auto delivery) hold a
+long poll; an admin publishes one signal; each device records when the
+signal reached it. Latency is measured from the start of the publishing
+request to each receipt: p50, p99 and max. The same is measured for devices
+polling plainly once a second, for comparison. The server's resident memory
+is read before the devices connect and while they all wait.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import httpx
+
+from bench.fixtures import device_secret, prepare, server_env
+from bench.rawhttp import Connection
+from bench.seed import Shape, device_id
+from bench.servers import serve
+from tradecast.kit import signing
+
+POLL = "/api/v1/exec/poll"
+
+
+@dataclass(frozen=True)
+class Figures:
+    devices: int
+    mode: str
+    received: int
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    rss_per_wait_kib: float | None
+
+
+def _rss_kib(root_pid: int) -> int:
+    """Resident memory of the server and its worker processes."""
+    total = 0
+    for pid in [root_pid, *_children(root_pid)]:
+        status = Path(f"/proc/{pid}/status")
+        if status.exists():
+            for line in status.read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+    return total
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text().split()
+            except OSError:
+                continue
+            if int(stat[3]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _signed_poll(n: int, wait: int) -> tuple[str, dict[str, str]]:
+    device = device_id(n)
+    query = {"limit": "10", "wait": str(wait)}
+    headers = signing.sign_request(
+        key_id=device, secret=device_secret(device), method="GET", path=POLL, query=query
+    )
+    return f"{POLL}?limit=10&wait={wait}", headers
+
+
+async def _device_long_poll(
+    host: str, port: int, n: int, ready: asyncio.Event, arrived: list[float]
+) -> None:
+    connection = await Connection.open(host, port)
+    try:
+        target, headers = _signed_poll(n, 30)
+        request = asyncio.create_task(connection.request("GET", target, headers))
+        ready.set()
+        response = await request
+        if response.status == 200 and b'"signals":[{' in response.body:
+            arrived.append(time.perf_counter())
+    finally:
+        connection.close()
+
+
+async def _device_plain_poll(
+    host: str, port: int, n: int, stop: asyncio.Event, arrived: list[float]
+) -> None:
+    connection = await Connection.open(host, port)
+    await asyncio.sleep(random.random())  # spread the devices over the second
+    try:
+        while not stop.is_set():
+            target, headers = _signed_poll(n, 0)
+            response = await connection.request("GET", target, headers)
+            if response.status == 200 and b'"signals":[{' in response.body:
+                arrived.append(time.perf_counter())
+                return
+            await asyncio.sleep(1)
+    finally:
+        connection.close()
+
+
+async def _admin_token(url: str) -> str:
+    async with httpx.AsyncClient(base_url=url) as client:
+        email = f"bench-admin-{os.urandom(3).hex()}@example.org"
+        from tradecast.cli import _create_user  # the path `tradecast create-admin` takes
+        from tradecast.config import Settings
+        from tradecast.users.models import Role
+
+        await _create_user(Settings(), email, "bench password", Role.ADMIN)
+        login = await client.post(
+            "/api/v1/auth/login", json={"email": email, "password": "bench password"}
+        )
+        return str(login.json()["access_token"])
+
+
+async def _publish(url: str, token: str) -> float:
+    """Publish one signal; returns when the publishing request started."""
+    async with httpx.AsyncClient(base_url=url) as client:
+        started = time.perf_counter()
+        response = await client.post(
+            "/api/v1/signals",
+            json={"instrument": "EURUSD", "side": "buy", "order_type": "market"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        response.raise_for_status()
+        return started
+
+
+async def _cancel_open(url: str, token: str) -> None:
+    """Cancel what the previous run published, so the next run starts with nothing pending."""
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=url, headers=headers) as client:
+        listed = await client.get("/api/v1/signals", params={"status": "open", "limit": 200})
+        for signal in listed.json()["items"]:
+            await client.post(f"/api/v1/signals/{signal['id']}/cancel")
+
+
+def _figures(
+    devices: int, mode: str, started: float, arrived: list[float], rss: float | None
+) -> Figures:
+    latencies = sorted((t - started) * 1000 for t in arrived)
+    if not latencies:
+        return Figures(devices, mode, 0, float("nan"), float("nan"), float("nan"), rss)
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+    return Figures(
+        devices, mode, len(latencies), statistics.median(latencies), p99, latencies[-1], rss
+    )
+
+
+async def long_poll_run(url: str, pid: int, devices: int, token: str) -> Figures:
+    parsed = urlparse(url)
+    host, port = parsed.hostname or "127.0.0.1", parsed.port or 80
+    before = _rss_kib(pid)
+    arrived: list[float] = []
+    readies = [asyncio.Event() for _ in range(devices)]
+    tasks = [
+        asyncio.create_task(_device_long_poll(host, port, i + 1, readies[i], arrived))
+        for i in range(devices)
+    ]
+    await asyncio.gather(*(ready.wait() for ready in readies))
+    await asyncio.sleep(2 + devices / 2000)  # let every poll reach its wait
+    during = _rss_kib(pid)
+    started = await _publish(url, token)
+    await asyncio.wait(tasks, timeout=30)
+    for task in tasks:
+        task.cancel()
+    per_wait = (during - before) / devices if devices >= 100 else None
+    return _figures(devices, "long poll", started, arrived, per_wait)
+
+
+async def plain_poll_run(url: str, devices: int, token: str) -> Figures:
+    parsed = urlparse(url)
+    host, port = parsed.hostname or "127.0.0.1", parsed.port or 80
+    arrived: list[float] = []
+    stop = asyncio.Event()
+    tasks = [
+        asyncio.create_task(_device_plain_poll(host, port, i + 1, stop, arrived))
+        for i in range(devices)
+    ]
+    await asyncio.sleep(2)
+    started = await _publish(url, token)
+    await asyncio.wait(tasks, timeout=30)
+    stop.set()
+    for task in tasks:
+        task.cancel()
+    return _figures(devices, "poll every 1 s", started, arrived, None)
+
+
+def run(args: argparse.Namespace) -> list[Figures]:
+    rows = []
+    for devices in args.devices:
+        dsn = asyncio.run(
+            prepare(
+                "tradecast_bench_latency",
+                Shape(
+                    users=devices,
+                    devices_per_user=1,
+                    signals=0,
+                    open_signals=0,
+                    delivered_per_device=0,
+                    settled_per_device=0,
+                    approval_users_every=10**9,  # everyone in auto mode
+                ),
+            )
+        )
+        env = server_env(dsn)
+        os.environ.update({k: v for k, v in env.items() if k != "TRADECAST_ENV"})
+        with serve("tradecast.main:create_app", workers=args.workers, env=env) as server:
+            token = asyncio.run(_admin_token(server.url))
+            rows.append(asyncio.run(long_poll_run(server.url, server.pid, devices, token)))
+            asyncio.run(_cancel_open(server.url, token))
+            if devices <= args.plain_max:
+                rows.append(asyncio.run(plain_poll_run(server.url, devices, token)))
+    return rows
+
+
+def report(rows: list[Figures], args: argparse.Namespace) -> None:
+    print(f"\nsignal → device latency, {args.workers} worker(s), PostgreSQL")
+    print(
+        f"{'devices':>8}  {'mode':<15} {'received':>9} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'KiB/held poll':>14}"
+    )
+    for r in rows:
+        rss = f"{r.rss_per_wait_kib:.1f}" if r.rss_per_wait_kib is not None else "-"
+        print(
+            f"{r.devices:>8}  {r.mode:<15} {r.received:>9} {r.p50_ms:>8.1f} {r.p99_ms:>8.1f} {r.max_ms:>8.1f} {rss:>14}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--devices", type=int, nargs="+", default=[1, 1000, 10000])
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--plain-max", type=int, default=1000, help="largest count also measured with plain polling"
+    )
+    parser.add_argument("--smoke", action="store_true")
+    args = parser.parse_args()
+    if args.smoke:
+        args.devices, args.workers, args.plain_max = [1, 20], 1, 20
+    report(run(args), args)
+
+
+if __name__ == "__main__":
+    main()
