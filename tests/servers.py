@@ -53,8 +53,8 @@ class Server:
                 self.process.wait()
 
 
-def start_server(env: dict[str, str], log: Path, *args: str, timeout_s: float = 30) -> Server:
-    """``python -m tradecast serve`` on a free port, returned once ``/readyz`` answers."""
+def launch_server(env: dict[str, str], log: Path, *args: str) -> Server:
+    """``python -m tradecast serve`` on a free port; see ``wait_until_ready``."""
     port = free_port()
     with log.open("wb") as output:
         process = subprocess.Popen(
@@ -63,15 +63,33 @@ def start_server(env: dict[str, str], log: Path, *args: str, timeout_s: float = 
             stdout=output,
             stderr=subprocess.STDOUT,
         )
-    server = Server(process, f"http://127.0.0.1:{port}", log)
+    return Server(process, f"http://127.0.0.1:{port}", log)
+
+
+# Generous: on a busy two-core machine importing and migrating can take a while.
+START_TIMEOUT_S = 90.0
+
+
+def wait_until_ready(*servers: Server, timeout_s: float = START_TIMEOUT_S) -> None:
+    """Return once every server answers ``/readyz``; stop them all if one does not."""
     deadline = time.monotonic() + timeout_s
-    while True:
+    waiting = list(servers)
+    while waiting:
+        server = waiting[0]
         try:
-            if httpx.get(f"{server.url}/readyz", timeout=1).status_code == 200:
-                return server
+            if httpx.get(f"{server.url}/readyz", timeout=2).status_code == 200:
+                waiting.pop(0)
+                continue
         except httpx.TransportError:
             pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            server.stop()
-            raise RuntimeError(f"server did not come up:\n{log.read_text(errors='replace')}")
+        if server.process.poll() is not None or time.monotonic() > deadline:
+            for each in servers:
+                each.stop()
+            raise RuntimeError(f"server did not come up:\n{server.log.read_text(errors='replace')}")
         time.sleep(0.1)
+
+
+def start_server(env: dict[str, str], log: Path, *args: str) -> Server:
+    server = launch_server(env, log, *args)
+    wait_until_ready(server)
+    return server

@@ -18,7 +18,7 @@ from tests.conftest import PG_ADMIN_DSN, WORKER, _pg_url, _recreate_pg_database,
 from tests.desk import Desk, Terminal
 from tests.helpers import Api, assert_problem
 from tests.redis_support import REDIS_URL, forget, needs_redis, redis_reachable, unique_prefix
-from tests.servers import Server, server_env, start_server
+from tests.servers import Server, launch_server, server_env, start_server, wait_until_ready
 from tradecast import migrate
 from tradecast.cli import app as cli
 from tradecast.config import Settings, get_settings
@@ -50,14 +50,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         TRADECAST_REDIS_PREFIX=prefix,
         TRADECAST_RATE_LIMITS_ENABLED="true",
     )
-    a = start_server(env, tmp / "a.log")
-    try:
-        b = start_server(env, tmp / "b.log")
-    except BaseException:
-        a.stop()
-        raise
+    a, b = launch_server(env, tmp / "a.log"), launch_server(env, tmp / "b.log")
     channel = f"{prefix}:wakeups"
     try:
+        wait_until_ready(a, b)
         _wait_for_subscribers(channel, 2)
         yield Cluster(a, b, make_settings(url, tmp), channel)
     finally:
@@ -70,7 +66,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 def _wait_for_subscribers(channel: str, count: int) -> None:
     client = redis.Redis.from_url(REDIS_URL)
     try:
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30
         while dict(client.pubsub_numsub(channel)).get(channel.encode(), 0) < count:
             assert time.monotonic() < deadline, "the servers' wake-up relays did not subscribe"
             time.sleep(0.05)
@@ -160,20 +156,21 @@ async def test_signed_request_limit_counts_requests_to_both(apis: tuple[Api, Api
     api_a, api_b = apis
     terminal = await Desk(api_a).terminal()
     on_b = Terminal(api_b, terminal.id, terminal.secret, terminal.owner)
-    started = time.monotonic()
-    statuses = []
+    statuses: list[int] = []
+    started: list[float] = []
     for index in range(30):
         chosen = terminal if index % 2 == 0 else on_b
+        started.append(time.monotonic())
         response = await chosen.api.signed(
             "GET", "/api/v1/exec/whoami", key_id=chosen.id, secret=chosen.secret
         )
         statuses.append(response.status_code)
-    elapsed = time.monotonic() - started
     assert statuses[:20] == [200] * 20
-    if elapsed < 1.0:
-        assert statuses[20:] == [429] * 10
-    else:
-        assert 429 in statuses
+    # Of the requests sent within one second, only 20 pass, whichever process served them
+    # (0.2 s of margin for the gap between sending a request and the server counting it).
+    burst = [status for status, at in zip(statuses, started, strict=True) if at - started[0] < 0.8]
+    assert len(burst) > 20, "too slow to send a burst"
+    assert burst[20:] == [429] * (len(burst) - 20)
 
 
 def test_serve_refuses_several_workers_without_redis(

@@ -42,17 +42,23 @@ async def test_eleventh_wrong_password_in_a_minute_is_429_with_retry_after(api: 
 
 async def test_device_sending_45_signed_requests_in_a_second_gets_429s(desk: Desk) -> None:
     terminal = await desk.terminal()
-    started = time.monotonic()
-    statuses = [await _whoami(terminal) for _ in range(45)]
-    elapsed = time.monotonic() - started
+    statuses: list[int] = []
+    started: list[float] = []
+    for _ in range(45):
+        started.append(time.monotonic())
+        statuses.append(await _whoami(terminal))
     assert statuses[:20] == [200] * 20
-    assert statuses[20] == 429
-    if elapsed < 1.0:  # all inside one window: exactly the first 20 pass
-        assert statuses.count(200) == 20
+    # The moving window: of the requests sent within one second, only 20 pass. (A margin
+    # of 0.2 s covers the gap between sending a request and the server counting it.)
+    burst = [status for status, at in zip(statuses, started, strict=True) if at - started[0] < 0.8]
+    assert burst.count(200) <= 20
+    if len(burst) > 20:
+        assert burst[20:] == [429] * (len(burst) - 20)
     refused = await terminal.api.signed(
         "GET", "/api/v1/exec/whoami", key_id=terminal.id, secret=terminal.secret
     )
     if refused.status_code == 429:
+        assert_problem(refused, 429, "rate_limited")
         assert refused.headers["retry-after"] == "1"
     # Each device has its own budget.
     assert await _whoami(await desk.terminal()) == 200

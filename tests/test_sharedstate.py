@@ -131,6 +131,7 @@ class TestRedisDown:
         # hub the way a held poll does, and the signal is published through the API.
         hub: WakeupHub = app.state.wakeups
         user = await desk.api.user()
+        await desk.admin()  # signed in before the clock starts
         with hub.subscribe(uuid.UUID(user.id)) as subscription:
             waiting = asyncio.create_task(hub.wait(subscription, 5))
             started = time.monotonic()

@@ -39,6 +39,7 @@ CRASH_AFTER_ENV = "TRADECAST_CLIENT_CRASH_AFTER"
 
 # Reported for a signal whose execution a crash interrupted; outside the broker ranges.
 INTERRUPTED = -1
+STUCK_POLL_PAUSE_S = 1.0
 _REPORT_NAMESPACE = uuid.UUID("6f1e3c0a-5b7d-4e2a-9c84-0d3f2b1a7e65")
 
 
@@ -204,8 +205,13 @@ class Runner:
                 await self._act_on(signal)
             if signals and not fresh:
                 # Known signals come back until their ACKs land: wait for the sender rather
-                # than spin on polls that answer at once.
+                # than spin on polls that answer at once. If it had nothing left to send (an
+                # ACK was dropped as refused, so the server keeps delivering the signal),
+                # pause as well: at most one poll a second, far below the rate limit.
+                was_idle = self._idle.is_set()
                 await self._sender_idle(answer.poll_interval_s)
+                if was_idle:
+                    await asyncio.sleep(STUCK_POLL_PAUSE_S)
             elif not signals and self.options.wait_s == 0:
                 await asyncio.sleep(answer.poll_interval_s)
 
