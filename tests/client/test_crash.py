@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -17,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
 from tests.conftest import (
     BACKEND,
@@ -27,9 +29,10 @@ from tests.conftest import (
     make_settings,
 )
 from tests.desk import Desk, Terminal
-from tests.helpers import Api
+from tests.helpers import PASSWORD, Api
 from tests.servers import Server, server_env, start_server
 from tradecast import migrate
+from tradecast.cli import app as cli
 from tradecast.client import Journal
 from tradecast.client.runner import CRASH_AFTER_ENV
 from tradecast.config import Settings
@@ -145,3 +148,31 @@ async def test_a_client_killed_between_fill_and_report_delivers_it_once_after_re
     assert Journal(journal).unsent() == []
     log = journal.with_suffix(".log").read_text()
     assert terminal.secret not in log
+
+
+def test_device_run_stops_with_status_3_when_the_device_was_deleted(live: Live) -> None:
+    with httpx.Client(base_url=live.server.url, timeout=30) as http:
+        email = f"cli-{uuid.uuid4().hex[:8]}@example.org"
+        registered = http.post("/api/v1/auth/register", json={"email": email, "password": PASSWORD})
+        assert registered.status_code == 201, registered.text
+        token = http.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
+        headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+        device = http.post("/api/v1/devices", json={"device_name": "cli"}, headers=headers).json()
+        assert http.delete(f"/api/v1/devices/{device['id']}", headers=headers).status_code == 204
+    arguments = ["device", "run", "--url", live.server.url, "--key-id", device["id"], "--wait", "1"]
+    result = CliRunner().invoke(
+        cli, arguments, env={"TRADECAST_DEVICE_SECRET": device["secret"]}, catch_exceptions=False
+    )
+    assert result.exit_code == 3
+    assert "key_inactive" in result.output
+    assert device["secret"] not in result.output
+
+
+def test_device_run_refuses_a_malformed_price() -> None:
+    result = CliRunner().invoke(
+        cli,
+        ["device", "run", "--url", "http://127.0.0.1:9", "--key-id", "k", "--price", "EURUSD"],
+        env={"TRADECAST_DEVICE_SECRET": "s"},
+    )
+    assert result.exit_code == 2
+    assert "INSTRUMENT=PRICE" in result.output
