@@ -27,6 +27,8 @@ from tradecast.ratelimit import RateLimiter
 from tradecast.reconciliation.router import router as reconciliation_router
 from tradecast.signals.router import router as signals_router
 from tradecast.signed.nonces import DatabaseNonceStore, RedisNonceStore
+from tradecast.telegram.bot import start_bot
+from tradecast.telegram.router import router as telegram_router
 from tradecast.users.router import router as users_router
 
 
@@ -52,6 +54,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             else None
         )
         app.state.outbox_handlers = {}
+        # With TELEGRAM_BOT_TOKEN: the webhook's bot, and its notifications as outbox handlers.
+        app.state.telegram = start_bot(settings, app.state.outbox_handlers)
         app.state.scheduler = Scheduler(
             [
                 *maintenance_jobs(app.state.db, app.state.nonces),
@@ -69,6 +73,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if relay is not None:
                 await relay.stop()
             await app.state.scheduler.stop()
+            if app.state.telegram is not None:
+                await app.state.telegram.close()
             if redis is not None:
                 await redis.aclose()
             await app.state.db.dispose()
@@ -98,4 +104,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(producers_router)
     app.include_router(signals_router)
     app.include_router(affiliates_router)
+    app.include_router(telegram_router)
     return app

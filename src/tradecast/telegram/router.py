@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+from aiogram.methods import TelegramMethod
+from aiogram.types import Update
+from fastapi import APIRouter, Depends, Request, Response, status
+from pydantic import ValidationError
+
+from tradecast.config import AppSettings
+from tradecast.db import DbSession
+from tradecast.errors import Unauthorized, UnprocessableEntity, responses_for
+from tradecast.ratelimit import AppRateLimiter
+from tradecast.telegram import service
+from tradecast.telegram.bot import TelegramBot, webhook_reply
+from tradecast.telegram.dependencies import RunningBot, verified_sender
+from tradecast.telegram.errors import TelegramBotDisabled, UpdateTimedOut, WebhookSecretMismatch
+from tradecast.telegram.schemas import LinkCodeOut
+from tradecast.users.dependencies import CurrentUser
+
+router = APIRouter()
+
+# Telegram gives up on a webhook call after about a minute and delivers the update
+# again; an update still running after this long is cancelled and rolled back first.
+UPDATE_DEADLINE_S = 20.0
+
+_WEBHOOK_REPLY: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "`{}`, or the reply as a Bot API call for Telegram to make, "
+        'e.g. `{"method": "sendMessage", "chat_id": 42, "text": "..."}`.',
+        "content": {"application/json": {"schema": {"type": "object"}}},
+    }
+}
+_UPDATE_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "description": "A Telegram Update (https://core.telegram.org/bots/api#update)",
+                }
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "/telegram/webhook",
+    tags=["telegram"],
+    responses={
+        **_WEBHOOK_REPLY,
+        **responses_for(
+            WebhookSecretMismatch, UnprocessableEntity, TelegramBotDisabled, UpdateTimedOut
+        ),
+    },
+    dependencies=[Depends(verified_sender)],
+    openapi_extra=_UPDATE_BODY,
+)
+async def webhook(
+    request: Request,
+    telegram: RunningBot,
+    session: DbSession,
+    settings: AppSettings,
+    limiter: AppRateLimiter,
+) -> Response:
+    """Telegram delivers bot updates here (registered by ``tradecast telegram set-webhook``),
+    with the ``X-Telegram-Bot-Api-Secret-Token`` header set to ``TELEGRAM_WEBHOOK_SECRET``.
+
+    Each update is one unit of work, committed before the answer leaves; a command's
+    reply travels back in the answer, as a Bot API call that Telegram makes for us."""
+    update = _parse_update(await request.body(), telegram)
+    try:
+        # feed_update rather than aiogram's feed_webhook_update: past its deadline that
+        # one leaves the handler running in the background on this request's session,
+        # after the session has been committed and closed.
+        async with asyncio.timeout(UPDATE_DEADLINE_S):
+            result = await telegram.dispatcher.feed_update(
+                telegram.bot, update, session=session, settings=settings, limiter=limiter
+            )
+    except TimeoutError as exc:
+        raise UpdateTimedOut() from exc
+    reply = webhook_reply(telegram.bot, result) if isinstance(result, TelegramMethod) else {}
+    return Response(orjson.dumps(reply), media_type="application/json")
+
+
+def _parse_update(body: bytes, telegram: TelegramBot) -> Update:
+    try:
+        return Update.model_validate(orjson.loads(body), context={"bot": telegram.bot})
+    except (orjson.JSONDecodeError, ValidationError) as exc:
+        raise UnprocessableEntity("The body is not a Telegram update") from exc
+
+
+def _no_store(response: Response) -> None:
+    # The body holds a one-time secret: no browser, proxy or client cache may keep a copy.
+    response.headers["Cache-Control"] = "no-store"
+
+
+@router.post(
+    "/api/v1/me/telegram-link",
+    tags=["users"],
+    status_code=status.HTTP_201_CREATED,
+    response_model=LinkCodeOut,
+    responses=responses_for(Unauthorized),
+)
+async def create_link_code(
+    user: CurrentUser, session: DbSession, response: Response
+) -> LinkCodeOut:
+    """A one-time code that links a Telegram chat to this account: send ``/link CODE``
+    to the bot within 10 minutes. A new code replaces the previous unused one."""
+    issued = await service.issue_link_code(session, user)
+    _no_store(response)
+    return LinkCodeOut(code=issued.code, expires_at=issued.expires_at)
