@@ -11,6 +11,7 @@ from rich.console import Console
 from tradecast import migrate as migrations
 from tradecast.client.cli import device_app
 from tradecast.config import ConfigurationError, Settings, get_settings
+from tradecast.telegram.cli import telegram_app
 from tradecast.users.models import Role
 
 app = typer.Typer(
@@ -19,6 +20,7 @@ app = typer.Typer(
 console = Console()
 err_console = Console(stderr=True)
 app.add_typer(device_app, name="device", help="The reference device client.")
+app.add_typer(telegram_app, name="telegram", help="The Telegram bot.")
 
 
 def _settings() -> Settings:
