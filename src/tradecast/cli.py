@@ -190,3 +190,16 @@ async def _reseal(settings: Settings) -> int:
                 raise typer.Exit(1) from exc
     finally:
         await db.dispose()
+
+
+@app.command()
+def demo(
+    pace: Annotated[float, typer.Option(help="Seconds between published signals.")] = 3.0,
+) -> None:
+    """Start a server on a throw-away SQLite database with a producer, an affiliate and
+    three simulated terminals, and show the whole flow live: signal → poll → ACK →
+    fill → reconciliation → commission."""
+    from tradecast.demo import main as run_demo
+
+    if not run_demo(console, pace_s=pace):
+        raise typer.Exit(1)
