@@ -37,6 +37,9 @@ from tradecast.client import Journal
 from tradecast.client.runner import CRASH_AFTER_ENV
 from tradecast.config import Settings
 
+# Generous: starting a Python process on a busy two-core machine can take many seconds.
+PROCESS_TIMEOUT_S = 90
+
 
 @dataclass
 class Live:
@@ -118,7 +121,7 @@ async def test_a_client_killed_between_fill_and_report_delivers_it_once_after_re
     journal = tmp_path / "device.db"
 
     crashing = start_client(live, terminal, journal, **{CRASH_AFTER_ENV: "fill_journaled"})
-    assert await asyncio.to_thread(crashing.wait, 30) == 1
+    assert await asyncio.to_thread(crashing.wait, PROCESS_TIMEOUT_S) == 1
     before = await records(desk, terminal, published["id"])
     assert [r["execution_type"] for r in before] == ["ack"]  # the fill never left
     unsent = Journal(journal).unsent()
@@ -126,7 +129,7 @@ async def test_a_client_killed_between_fill_and_report_delivers_it_once_after_re
 
     restarted = start_client(live, terminal, journal)
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + PROCESS_TIMEOUT_S
         while "fill" not in {r["execution_type"] for r in await records(desk, terminal, sid)}:
             assert restarted.poll() is None, journal.with_suffix(".log").read_text()
             assert time.monotonic() < deadline, "the journaled fill was not delivered"
