@@ -122,7 +122,8 @@ class RateLimiter:
         raise RateLimited(max(1, math.ceil(stats.reset_time - time.time())), limit)
 
 
-def rate_limiter(request: Request) -> RateLimiter:
+# Dependencies are async: FastAPI runs a plain function in the thread pool, a hop per request.
+async def rate_limiter(request: Request) -> RateLimiter:
     limiter: RateLimiter = request.app.state.rate_limiter
     return limiter
 
@@ -149,7 +150,7 @@ def rate_limited(
     return check
 
 
-def client_ip_key(request: Request) -> str:
+async def client_ip_key(request: Request) -> str:
     """The client's address as resolved from ``TRUSTED_PROXIES`` (a dependency)."""
     context = current()
     address = context.client_ip if context is not None else None
