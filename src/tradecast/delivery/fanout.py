@@ -103,13 +103,16 @@ class RedisWakeupRelay:
                     )
                     if message is not None and message.get("type") == "message":
                         self._dispatch(message["data"])
-            except (RedisError, OSError) as exc:
+            except Exception as exc:
+                # Anything, not only Redis errors: if this task died, wake-ups would quietly
+                # stop crossing processes. Unexpected errors are logged with their traceback.
                 self.subscribed.clear()
                 failures += 1
                 delay = random.uniform(0, min(RECONNECT_CAP_S, RECONNECT_BASE_S * 2**failures))  # noqa: S311 - jitter, not a secret
                 logger.warning(
                     "wake-up relay disconnected; reconnecting",
                     extra={"error": type(exc).__name__, "retry_in_s": round(delay, 2)},
+                    exc_info=not isinstance(exc, RedisError | OSError),
                 )
                 await asyncio.sleep(delay)
             finally:
