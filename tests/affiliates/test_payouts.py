@@ -59,28 +59,34 @@ async def test_below_the_minimum_is_422(program: Program) -> None:
 
 @pytest.mark.parametrize(
     "amount",
-    ["50.001", "-60", "0", "1e2", "60,00", "", True, 60.5, None],
-    ids=["3dp", "negative", "zero", "exponent", "comma", "empty", "bool", "float-ish", "null"],
+    ["50.001", "-60", "0", "1e2", "60,00", "", True, 50.001, None],
+    ids=["3dp", "negative", "zero", "exponent", "comma", "empty", "bool", "number-3dp", "null"],
 )
 async def test_malformed_amounts_are_422(program: Program, amount: object) -> None:
-    affiliate, _, _ = await program.funded(FUNDING)
+    affiliate, _ = await program.affiliate()
     response = await program.http.post(
         "/api/v1/affiliates/payout",
         json={"amount": amount, "bank_account": "DE89370400440532013000"},
         headers=affiliate.headers,
     )
-    if amount == 60.5:
-        # A JSON number is read as the exact decimal it spells, never as a float.
-        assert response.status_code == 201, response.text
-        assert response.json()["amount"] == "60.5"
-        return
     problem = assert_problem(response, 422)
     assert "amount" in {error["field"] for error in problem["errors"]}
 
 
+async def test_a_json_number_amount_is_read_exactly(program: Program) -> None:
+    affiliate, _, _ = await program.funded(FUNDING)
+    response = await program.http.post(
+        "/api/v1/affiliates/payout",
+        content=b'{"amount": 60.10, "bank_account": "DE89370400440532013000"}',
+        headers={**affiliate.headers, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["amount"] == "60.1"
+
+
 @pytest.mark.parametrize("account", ["", "abc", "x" * 65, "DE89<script>", "-DE89370400"])
 async def test_malformed_bank_accounts_are_422(program: Program, account: str) -> None:
-    affiliate, _, _ = await program.funded(FUNDING)
+    affiliate, _ = await program.affiliate()
     problem = assert_problem(await program.payout(affiliate, "60", bank_account=account), 422)
     assert "bank_account" in {error["field"] for error in problem["errors"]}
 
