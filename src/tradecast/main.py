@@ -5,11 +5,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from tradecast import sharedstate
 from tradecast.affiliates.router import router as affiliates_router
 from tradecast.audit.router import router as audit_router
+from tradecast.boundaries import (
+    ContentLengthLimit,
+    declare_shared_problems,
+    require_json_body,
+)
 from tradecast.config import Settings, get_settings
 from tradecast.db import Database
 from tradecast.delivery.fanout import RedisWakeupRelay
@@ -27,8 +32,8 @@ from tradecast.ratelimit import RateLimiter
 from tradecast.reconciliation.router import router as reconciliation_router
 from tradecast.signals.router import router as signals_router
 from tradecast.signed.nonces import DatabaseNonceStore, RedisNonceStore
-from tradecast.telegram.bot import start_bot
 from tradecast.telegram.router import router as telegram_router
+from tradecast.telegram.runtime import start_bot
 from tradecast.users.router import router as users_router
 
 
@@ -84,11 +89,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         summary="Trading signals to subscribers' terminals, exactly once, with affiliates.",
         lifespan=lifespan,
+        max_body_size=settings.max_body_bytes,
+        dependencies=[Depends(require_json_body)],
     )
     app.state.settings = settings
     app.state.metrics = Metrics()
     app.state.secretbox = settings.secretbox()
     install_error_handlers(app)
+    declare_shared_problems(app)
+    app.add_middleware(ContentLengthLimit, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(
         RequestContextMiddleware,
         metrics=app.state.metrics,

@@ -7,12 +7,10 @@ import re
 from typing import Annotated
 
 import typer
-from aiogram.exceptions import TelegramAPIError
 from rich.console import Console
 from rich.markup import escape
 
 from tradecast.config import ConfigurationError, Settings, get_settings
-from tradecast.telegram.bot import make_bot
 
 telegram_app = typer.Typer(help="The Telegram bot.", no_args_is_help=True)
 # soft_wrap: URLs and Bot API messages must come out whole, not folded at the terminal width.
@@ -80,6 +78,11 @@ def set_webhook(
 async def _set_webhook(
     settings: Settings, url: str, secret: str, drop_pending_updates: bool
 ) -> str:
+    # Imported here: aiogram takes seconds to load, which no other command should pay.
+    from aiogram.exceptions import TelegramAPIError
+
+    from tradecast.telegram.bot import make_bot
+
     try:
         bot = make_bot(settings)
     except ConfigurationError as exc:

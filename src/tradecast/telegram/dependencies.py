@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from tradecast.config import AppSettings
-from tradecast.telegram.bot import TelegramBot
+from tradecast.telegram import runtime
 from tradecast.telegram.errors import TelegramBotDisabled, WebhookSecretMismatch
 
 logger = logging.getLogger("tradecast.telegram")
@@ -33,11 +33,11 @@ async def verified_sender(request: Request, settings: AppSettings) -> None:
     return None
 
 
-async def running_bot(request: Request) -> TelegramBot:
-    bot: TelegramBot | None = getattr(request.app.state, "telegram", None)
+async def running_bot(request: Request) -> runtime.BotRuntime:
+    bot: runtime.BotRuntime | None = getattr(request.app.state, "telegram", None)
     if bot is None:
         raise TelegramBotDisabled("Set TRADECAST_TELEGRAM_BOT_TOKEN to run the bot")
     return bot
 
 
-RunningBot = Annotated[TelegramBot, Depends(running_bot)]
+RunningBot = Annotated[runtime.BotRuntime, Depends(running_bot)]

@@ -1,30 +1,21 @@
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import orjson
-from aiogram.methods import TelegramMethod
-from aiogram.types import Update
 from fastapi import APIRouter, Depends, Request, Response, status
-from pydantic import ValidationError
 
 from tradecast.config import AppSettings
 from tradecast.db import DbSession
 from tradecast.errors import Unauthorized, UnprocessableEntity, responses_for
 from tradecast.ratelimit import AppRateLimiter
 from tradecast.telegram import service
-from tradecast.telegram.bot import TelegramBot, webhook_reply
 from tradecast.telegram.dependencies import RunningBot, verified_sender
 from tradecast.telegram.errors import TelegramBotDisabled, UpdateTimedOut, WebhookSecretMismatch
 from tradecast.telegram.schemas import LinkCodeOut
 from tradecast.users.dependencies import CurrentUser
 
 router = APIRouter()
-
-# Telegram gives up on a webhook call after about a minute and delivers the update
-# again; an update still running after this long is cancelled and rolled back first.
-UPDATE_DEADLINE_S = 20.0
 
 _WEBHOOK_REPLY: dict[int | str, dict[str, Any]] = {
     200: {
@@ -72,26 +63,10 @@ async def webhook(
 
     Each update is one unit of work, committed before the answer leaves; a command's
     reply travels back in the answer, as a Bot API call that Telegram makes for us."""
-    update = _parse_update(await request.body(), telegram)
-    try:
-        # feed_update rather than aiogram's feed_webhook_update: past its deadline that
-        # one leaves the handler running in the background on this request's session,
-        # after the session has been committed and closed.
-        async with asyncio.timeout(UPDATE_DEADLINE_S):
-            result = await telegram.dispatcher.feed_update(
-                telegram.bot, update, session=session, settings=settings, limiter=limiter
-            )
-    except TimeoutError as exc:
-        raise UpdateTimedOut() from exc
-    reply = webhook_reply(telegram.bot, result) if isinstance(result, TelegramMethod) else {}
+    reply = await telegram.answer(
+        await request.body(), session=session, settings=settings, limiter=limiter
+    )
     return Response(orjson.dumps(reply), media_type="application/json")
-
-
-def _parse_update(body: bytes, telegram: TelegramBot) -> Update:
-    try:
-        return Update.model_validate(orjson.loads(body), context={"bot": telegram.bot})
-    except (orjson.JSONDecodeError, ValidationError) as exc:
-        raise UnprocessableEntity("The body is not a Telegram update") from exc
 
 
 def _no_store(response: Response) -> None:
