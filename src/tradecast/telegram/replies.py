@@ -4,6 +4,7 @@ so device names and error messages need no escaping)."""
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -78,7 +79,7 @@ def linked(account: User, *, replaced: bool, repeated: bool) -> str:
     return text
 
 
-def devices(found: Sequence[Device], online: Mapping[Any, bool]) -> str:
+def devices(found: Sequence[Device], online: Mapping[uuid.UUID, bool]) -> str:
     if not found:
         return "No devices yet. Register one with POST /api/v1/devices."
     lines = ["Your devices:"]
