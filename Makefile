@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-postgres test-sqlite lint format bench clean
+.PHONY: install run test test-postgres test-sqlite lint format bench bench-smoke clean
 
 install: $(STAMP)
 
@@ -45,6 +45,10 @@ format: install
 
 bench: install
 	$(BIN)/python -m bench
+
+# Tiny data and two-second runs: keeps the benchmarks working, asserts no timings.
+bench-smoke: install
+	$(BIN)/python -m bench --smoke
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage data

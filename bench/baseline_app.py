@@ -16,4 +16,8 @@ def create_app() -> FastAPI:
     async def poll() -> dict[str, object]:
         return {"signals": [], "server_time": "2026-01-01T00:00:00Z", "poll_interval_s": 5}
 
+    @app.post("/api/v1/exec/fill", status_code=201)
+    async def fill() -> dict[str, object]:
+        return {"id": "00000000-0000-0000-0000-000000000000", "execution_type": "fill"}
+
     return app

@@ -93,11 +93,8 @@ def run(args: argparse.Namespace) -> list[Row]:
     return rows
 
 
-def report(rows: list[Row], args: argparse.Namespace) -> None:
-    print(
-        f"\npoll: {args.connections} connections, {args.seconds} s per run, PostgreSQL, "
-        f"{'smoke data' if args.smoke else '100,000 signals, 10,000 devices'}"
-    )
+def report_rows(title: str, rows: list[Row], args: argparse.Namespace, data: str) -> None:
+    print(f"\n{title}: {args.connections} connections, {args.seconds} s per run, {data}")
     print(
         f"{'workers':>7}  {'endpoint':<22} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}  vs baseline"
     )
@@ -106,12 +103,17 @@ def report(rows: list[Row], args: argparse.Namespace) -> None:
         r = row.result
         if row.name.startswith("bare"):
             baseline[row.workers] = r.requests_per_s
-            ratio = "1.00×"
-        else:
-            ratio = f"{r.requests_per_s / baseline[row.workers]:.2f}×"
+        ratio = (
+            f"{r.requests_per_s / baseline[row.workers]:.2f}×" if baseline.get(row.workers) else "-"
+        )
         print(
             f"{row.workers:>7}  {row.name:<22} {r.requests_per_s:>9.0f} {r.p50_ms:>8.1f} {r.p99_ms:>8.1f} {r.non_2xx:>8}  {ratio}"
         )
+
+
+def report(rows: list[Row], args: argparse.Namespace) -> None:
+    data = "smoke data" if args.smoke else "100,000 signals, 10,000 devices"
+    report_rows("poll", rows, args, f"PostgreSQL, {data}")
 
 
 def main() -> None:

@@ -21,6 +21,7 @@ class Shape:
     delivered_per_device: int = 80
     settled_per_device: int = 60
     approval_users_every: int = 10  # every 10th user delivers in approval mode
+    referrals: bool = False
 
     @property
     def devices(self) -> int:
@@ -62,13 +63,30 @@ SELECT md5('device' || d)::uuid, md5('signal' || s)::uuid, now(), now(), 1,
        CASE WHEN s <= {signals} - {open_signals} + {settled_per_device} THEN now() END
 FROM generate_series(1, {users} * {devices_per_user}) AS d, generate_series({signals} - {open_signals} + 1, {signals} - {open_signals} + {delivered_per_device}) AS s;
 
+{referrals}
 ANALYZE;
+"""
+
+# Every 20th user is an affiliate; every other user is referred by one of them,
+# so most fills earn a commission, as the affiliate program intends.
+REFERRALS_SQL = """
+INSERT INTO affiliates (id, user_id, referral_token, status, created_at)
+SELECT md5('affiliate' || g)::uuid, md5('user' || g)::uuid, 'bench' || g, 'active', now() - interval '80 days'
+FROM generate_series(20, {users}, 20) AS g;
+
+INSERT INTO referrals (id, affiliate_id, referred_user_id, source, status, flag_reasons, created_at)
+SELECT md5('referral' || g)::uuid, md5('affiliate' || (20 * (1 + g % ({users} / 20))))::uuid,
+       md5('user' || g)::uuid, 'signup', 'active', '[]', now() - interval '70 days'
+FROM generate_series(1, {users}) AS g
+WHERE g % 20 <> 0 AND {users} >= 20;
 """
 
 
 async def seed(dsn: str, shape: Shape) -> None:
     # Only integers from Shape are formatted in; nothing here comes from outside.
-    script = SEED_SQL.format(**asdict(shape))
+    values = asdict(shape)
+    values["referrals"] = REFERRALS_SQL.format(**values) if shape.referrals else ""
+    script = SEED_SQL.format(**values)
     connection = await asyncpg.connect(dsn)
     try:
         await connection.execute(script)

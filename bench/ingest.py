@@ -1,0 +1,126 @@
+"""Fill-report ingest rate: each fill stored once, with its trade update, the
+affiliate's commission and the audit event in one transaction, against a bare
+FastAPI endpoint served the same way.
+
+    python -m bench.ingest [--seconds 10] [--connections 64] [--workers 1 2] [--smoke]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from bench import wrk
+from bench.fixtures import device_secret, prepare, server_env
+from bench.poll import Row, report_rows
+from bench.seed import Shape, device_id
+from bench.servers import serve
+from tradecast.kit import signing
+
+FILL_PATH = "/api/v1/exec/fill"
+FULL = Shape(
+    users=2_000,
+    signals=10_000,
+    open_signals=20,
+    delivered_per_device=20,
+    settled_per_device=0,
+    referrals=True,
+)
+SMOKE = Shape(
+    users=40,
+    signals=200,
+    open_signals=5,
+    delivered_per_device=5,
+    settled_per_device=0,
+    referrals=True,
+)
+
+
+def signal_id(shape: Shape, n: int) -> str:
+    import hashlib
+    import uuid
+
+    return str(uuid.UUID(hashlib.md5(f"signal{n}".encode()).hexdigest()))  # noqa: S324
+
+
+def presign(shape: Shape, count: int, path: Path) -> None:
+    stamp = int(time.time())
+    run = os.urandom(4).hex()
+    first_open = shape.signals - shape.open_signals + 1
+    with path.open("w") as out:
+        for i in range(count):
+            device = device_id(1 + i % shape.devices)
+            signal = signal_id(
+                shape, first_open + (i // shape.devices) % shape.delivered_per_device
+            )
+            body = json.dumps(
+                {
+                    "report_id": f"r{run}{i}",
+                    "signal_id": signal,
+                    "fill_price": "1.10005",
+                    "fill_size": "0.01",
+                }
+            )
+            headers = signing.sign_request(
+                key_id=device, secret=device_secret(device), method="POST", path=FILL_PATH,
+                body=body.encode(), timestamp=stamp, nonce=f"ingest{run}{i:012d}",
+            )  # fmt: skip
+            headers["Content-Type"] = "application/json"
+            joined = "|".join(f"{k}:{v}" for k, v in headers.items())
+            out.write(f"POST\t{FILL_PATH}\t{joined}\t{body}\n")
+
+
+def measure(url: str, shape: Shape, seconds: int, connections: int, scratch: Path) -> wrk.Result:
+    requests = scratch / "fills.tsv"
+    presign(shape, max(20_000, seconds * 6_000), requests)
+    return wrk.run(url, requests, seconds=seconds, connections=connections)
+
+
+def run(args: argparse.Namespace) -> list[Row]:
+    shape = SMOKE if args.smoke else FULL
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory() as scratch_dir:
+        scratch = Path(scratch_dir)
+        for workers in args.workers:
+            dsn = asyncio.run(prepare("tradecast_bench_ingest", shape))
+            with serve("bench.baseline_app:create_app", workers=workers) as server:
+                rows.append(
+                    Row(
+                        workers,
+                        "bare FastAPI endpoint",
+                        measure(server.url, shape, args.seconds, args.connections, scratch),
+                    )
+                )
+            with serve("tradecast.main:create_app", workers=workers, env=server_env(dsn)) as server:
+                rows.append(
+                    Row(
+                        workers,
+                        "tradecast fill report",
+                        measure(server.url, shape, args.seconds, args.connections, scratch),
+                    )
+                )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--smoke", action="store_true")
+    args = parser.parse_args()
+    if args.smoke:
+        args.seconds, args.workers = 2, [1]
+    if not wrk.available():
+        raise SystemExit("wrk is not installed (apt-get install wrk)")
+    rows = run(args)
+    report_rows("fill ingest", rows, args, "PostgreSQL, trade + commission + audit per fill")
+
+
+if __name__ == "__main__":
+    main()
