@@ -98,6 +98,8 @@ class Settings(BaseSettings):
     self_referral_window_s: int = Field(default=7200, ge=0)
     currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
     contract_sizes: Annotated[dict[str, Decimal], NoDecode] = Field(default_factory=dict)
+    # Request bodies above this answer 413 before they are read whole (boundaries.py).
+    max_body_bytes: int = Field(default=64 * 1024, gt=0)
     rate_limits_enabled: bool = True
     background_jobs_enabled: bool = True
 

@@ -153,6 +153,8 @@ async def _app_error(_: Request, exc: AppError) -> Response:
 
 
 _HTTP_CODES = {
+    # FastAPI's answer to a body it cannot decode at all (invalid UTF-8).
+    400: ("malformed_body", "Malformed request body"),
     404: ("not_found", "No such resource"),
     405: ("method_not_allowed", "Method not allowed"),
     413: ("payload_too_large", "Request body too large"),

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from tradecast import sharedstate
 from tradecast.affiliates.router import router as affiliates_router
 from tradecast.audit.router import router as audit_router
+from tradecast.boundaries import BodyLimit, declare_shared_problems, require_json_body
 from tradecast.config import Settings, get_settings
 from tradecast.db import Database
 from tradecast.delivery.fanout import RedisWakeupRelay
@@ -84,11 +85,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         summary="Trading signals to subscribers' terminals, exactly once, with affiliates.",
         lifespan=lifespan,
+        dependencies=[Depends(require_json_body)],
     )
     app.state.settings = settings
     app.state.metrics = Metrics()
     app.state.secretbox = settings.secretbox()
     install_error_handlers(app)
+    declare_shared_problems(app)
+    app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(
         RequestContextMiddleware,
         metrics=app.state.metrics,

@@ -8,6 +8,9 @@ from typing import Annotated, Generic, TypeVar
 from fastapi import Depends, Query
 from pydantic import BaseModel
 
+# Far beyond any table's size, and well inside the database's 64-bit OFFSET.
+MAX_OFFSET = 1_000_000_000
+
 
 @dataclass(frozen=True)
 class PageParams:
@@ -17,7 +20,8 @@ class PageParams:
 
 async def page_params(
     limit: Annotated[int, Query(ge=1, le=200, description="Page size, 1–200.")] = 50,
-    offset: Annotated[int, Query(ge=0, description="Items to skip.")] = 0,
+    # Bounded: an offset past a 64-bit integer made the database raise (a 500).
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip.")] = 0,
 ) -> PageParams:
     return PageParams(limit=limit, offset=offset)
 
