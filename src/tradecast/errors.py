@@ -8,10 +8,18 @@ from http import HTTPStatus
 from typing import Any, ClassVar
 
 import orjson
+from asyncpg.exceptions import (
+    InterfaceError as PgInterfaceError,
+)
+from asyncpg.exceptions import (
+    InternalClientError,
+    OperatorInterventionError,
+    PostgresConnectionError,
+)
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
-from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
@@ -21,6 +29,15 @@ from tradecast.kit.request_context import current_request_id
 logger = logging.getLogger("tradecast.errors")
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+# Driver errors that mean the server or the connection went away (SQLSTATE classes 08
+# and 57, and asyncpg's client-side states of a connection cut mid-operation).
+_CONNECTION_ERRORS = (
+    PostgresConnectionError,
+    OperatorInterventionError,
+    PgInterfaceError,
+    InternalClientError,
+    ConnectionError,
+)
 PROBLEM_TYPE_BASE = "https://tradecast.dev/problems/"
 
 
@@ -193,6 +210,34 @@ async def _validation_error(_: Request, exc: RequestValidationError) -> Response
     )
 
 
+def _lost_connection(exc: DBAPIError) -> bool:
+    """The driver error behind ``exc`` says the connection, not the statement, failed.
+
+    asyncpg reports a server that went away mid-query ("connection was closed in
+    the middle of operation", an administrator shutdown, "the database system is
+    starting up") as errors SQLAlchemy wraps in its generic ``DBAPIError`` or
+    ``InternalError``; a statement's own failure keeps its 500.
+    """
+    if exc.connection_invalidated:
+        return True
+    cause: BaseException | None = exc.orig
+    while cause is not None:
+        if isinstance(cause, _CONNECTION_ERRORS):
+            return True
+        cause = cause.__cause__
+    return False
+
+
+async def _driver_error(request: Request, exc: DBAPIError) -> Response:
+    if _lost_connection(exc):
+        return await _database_error(request, exc)
+    # Not an outage: the same last-resort 500 the middleware gives, traceback logged.
+    logger.error("unhandled database error", exc_info=exc)
+    return problem_response(
+        500, AppError.code, AppError.title, "An unexpected error occurred; quote the request id."
+    )
+
+
 async def _database_error(_: Request, exc: SQLAlchemyError | ConnectionError) -> Response:
     # Lost connections, refused connects and pool timeouts: fail fast with a
     # retryable 503 rather than a 500; the pool reconnects once the server is back.
@@ -213,6 +258,7 @@ def install_error_handlers(app: FastAPI) -> None:
         (OperationalError, _database_error),
         (InterfaceError, _database_error),
         (PoolTimeout, _database_error),
+        (DBAPIError, _driver_error),
         # asyncpg raises the OS error itself when a new connection is refused.
         (ConnectionError, _database_error),
     ]
