@@ -94,11 +94,13 @@ async def test_long_poll_on_a_receives_a_signal_published_through_b_within_a_sec
 ) -> None:
     api_a, api_b = apis
     terminal = await Desk(api_a).terminal()
+    desk_b = Desk(api_b)
+    await desk_b.admin()  # signed in before the clock starts
     waiting = asyncio.create_task(terminal.poll(wait=10))
     await asyncio.sleep(0.5)
     assert not waiting.done()
     published_at = time.monotonic()
-    signal = await Desk(api_b).publish()
+    signal = await desk_b.publish()
     response = await asyncio.wait_for(waiting, timeout=5)
     received_after = time.monotonic() - published_at
     assert [s["id"] for s in response.json()["signals"]] == [signal["id"]]
@@ -156,21 +158,21 @@ async def test_signed_request_limit_counts_requests_to_both(apis: tuple[Api, Api
     api_a, api_b = apis
     terminal = await Desk(api_a).terminal()
     on_b = Terminal(api_b, terminal.id, terminal.secret, terminal.owner)
-    statuses: list[int] = []
-    started: list[float] = []
-    for index in range(30):
-        chosen = terminal if index % 2 == 0 else on_b
-        started.append(time.monotonic())
+
+    async def whoami(chosen: Terminal) -> int:
         response = await chosen.api.signed(
             "GET", "/api/v1/exec/whoami", key_id=chosen.id, secret=chosen.secret
         )
-        statuses.append(response.status_code)
-    assert statuses[:20] == [200] * 20
-    # Of the requests sent within one second, only 20 pass, whichever process served them
-    # (0.2 s of margin for the gap between sending a request and the server counting it).
-    burst = [status for status, at in zip(statuses, started, strict=True) if at - started[0] < 0.8]
-    assert len(burst) > 20, "too slow to send a burst"
-    assert burst[20:] == [429] * (len(burst) - 20)
+        return response.status_code
+
+    # One burst, half to each process. Counted per process, all 30 would pass (15 < 20).
+    started = time.monotonic()
+    statuses = await asyncio.gather(*(whoami(terminal if i % 2 else on_b) for i in range(30)))
+    if time.monotonic() - started >= 1.0:
+        # Spread over more than one window the count proves nothing either way; the
+        # login limit above shows the sharing with a window that no machine outlasts.
+        pytest.skip("the machine was too busy to serve 30 requests within one second")
+    assert sorted(statuses) == [200] * 20 + [429] * 10
 
 
 def test_serve_refuses_several_workers_without_redis(
