@@ -42,7 +42,8 @@ class RedisUnavailable(ServiceUnavailable):
 def connect(settings: Settings) -> Redis:
     """A client with a connection pool; connections are made lazily, so a Redis that is
     down at start-up does not keep the server from starting (requests answer 503)."""
-    assert settings.redis_url, "connect() needs REDIS_URL"  # noqa: S101 - caller's contract
+    if not settings.redis_url:
+        raise ValueError("connect() needs TRADECAST_REDIS_URL")
     client: Redis = Redis.from_url(
         settings.redis_url,
         socket_timeout=settings.redis_timeout_s,
