@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, Uuid, exists, literal, select, text, update
+from sqlalchemy import Integer, Select, Uuid, bindparam, exists, literal, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -23,15 +23,16 @@ from tradecast.users.models import DeliveryMode, User
 _OPEN = text("signals.status = 'open'")
 
 
-def pending_signals_query(
-    device_id: uuid.UUID, owner_id: uuid.UUID, now: datetime, limit: int
-) -> Select[Signal]:
+def _pending_statement() -> Select[Signal]:
     """Open, unexpired signals the owner lets through and this device has not settled.
 
     One statement: the owner's delivery mode is read in a scalar subquery, the
     approval and settlement checks are primary-key lookups, and the open
-    signals are walked in creation order on a partial index.
+    signals are walked in creation order on a partial index. Built once with
+    bind parameters: constructing it per poll cost more CPU than running it.
     """
+    device_id = bindparam("device_id", type_=Uuid())
+    owner_id = bindparam("owner_id", type_=Uuid())
     auto_mode = (
         select(User.delivery_mode).where(User.id == owner_id).scalar_subquery()
         == DeliveryMode.AUTO.value
@@ -48,10 +49,41 @@ def pending_signals_query(
     )
     return (
         select(Signal)
-        .where(_OPEN, Signal.expires_at > now, auto_mode | approved, ~settled)
+        .where(
+            _OPEN,
+            Signal.expires_at > bindparam("now", type_=UTCDateTime()),
+            auto_mode | approved,
+            ~settled,
+        )
         .order_by(Signal.created_at, Signal.id)
-        .limit(limit)
+        .limit(bindparam("limit", type_=Integer()))
     )
+
+
+_PENDING = _pending_statement()
+
+
+def pending_signals_query(
+    device_id: uuid.UUID, owner_id: uuid.UUID, now: datetime, limit: int
+) -> Select[Signal]:
+    """The pending-signal statement with this poll's values bound."""
+    return _PENDING.params(device_id=device_id, owner_id=owner_id, now=now, limit=limit)
+
+
+def _deliver_pending_statement() -> Select[Signal]:
+    """PostgreSQL: the pending set, its delivery upsert and ``last_poll`` in one statement."""
+    pending = _PENDING.cte("pending")
+    now = bindparam("now", type_=UTCDateTime())
+    device_id = bindparam("device_id", type_=Uuid())
+    delivered = _delivery_upsert(
+        postgresql.insert(Delivery).from_select(
+            ["device_id", "signal_id", "first_delivered_at", "last_delivered_at", "delivery_count"],
+            select(device_id, pending.c.id, now, now, literal(1)),
+        )
+    ).cte("delivered")
+    polled = update(Device).where(Device.id == device_id).values(last_poll=now).cte("polled")
+    signal = aliased(Signal, pending)
+    return select(signal).add_cte(delivered, polled).order_by(pending.c.created_at, pending.c.id)
 
 
 def _delivery_upsert(insert: Any) -> Any:
@@ -63,6 +95,9 @@ def _delivery_upsert(insert: Any) -> Any:
             "delivery_count": Delivery.delivery_count + 1,
         },
     )
+
+
+_DELIVER_PENDING = _deliver_pending_statement()
 
 
 class DeliveryRepository:
@@ -89,31 +124,8 @@ class DeliveryRepository:
             await self.record_deliveries(device_id, [signal.id for signal in signals], now)
             await self.touch_last_poll(device_id, now)
             return signals
-        pending = pending_signals_query(device_id, owner_id, now, limit).cte("pending")
-        delivered = _delivery_upsert(
-            postgresql.insert(Delivery).from_select(
-                [
-                    "device_id",
-                    "signal_id",
-                    "first_delivered_at",
-                    "last_delivered_at",
-                    "delivery_count",
-                ],
-                select(
-                    literal(device_id, Uuid()),
-                    pending.c.id,
-                    literal(now, UTCDateTime()),
-                    literal(now, UTCDateTime()),
-                    literal(1),
-                ),
-            )
-        ).cte("delivered")
-        polled = update(Device).where(Device.id == device_id).values(last_poll=now).cte("polled")
-        signal = aliased(Signal, pending)
-        query = (
-            select(signal).add_cte(delivered, polled).order_by(pending.c.created_at, pending.c.id)
-        )
-        return (await self.session.scalars(query)).all()
+        values = {"device_id": device_id, "owner_id": owner_id, "now": now, "limit": limit}
+        return (await self.session.scalars(_DELIVER_PENDING, values)).all()
 
     async def record_deliveries(
         self, device_id: uuid.UUID, signal_ids: Sequence[uuid.UUID], now: datetime
