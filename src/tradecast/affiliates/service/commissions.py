@@ -16,7 +16,6 @@ from tradecast.affiliates.models import (
     AffiliateStatus,
     Commission,
     CommissionStatus,
-    ReferralStatus,
 )
 from tradecast.affiliates.repository import (
     AffiliateRepository,
@@ -59,7 +58,7 @@ async def record_for_fill(
     commissions = CommissionRepository(session)
     volume = await commissions.referred_volume(affiliate.id, now - VOLUME_WINDOW)
     tier = tier_for(settings.affiliate_tiers, money.add(volume, notional))
-    earns = referral.status is not ReferralStatus.FLAGGED
+    earns = referral.status.earns
     commission = Commission(
         id=uuid.uuid4(),
         affiliate_id=affiliate.id,
