@@ -13,6 +13,7 @@ stopped as it arrives. Both answer a 413 problem.
 from __future__ import annotations
 
 import email.message
+import json
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -99,6 +100,10 @@ class BodyLimit:
         return 0
 
 
+class NulInText(UnprocessableEntity):
+    code = "validation_error"
+
+
 def _is_json(content_type: str) -> bool:
     message = email.message.Message()
     message["content-type"] = content_type
@@ -126,6 +131,39 @@ async def require_json_body(request: Request) -> None:
         raise UnsupportedMediaType(
             f"Send the body as application/json, not {content_type or 'without a Content-Type'}"
         )
+
+
+async def refuse_nul_characters(request: Request) -> None:
+    """PostgreSQL text cannot hold U+0000: a string carrying one reached a query
+    and failed there as a 500. Refused at the boundary, in the query and in JSON
+    bodies (which can carry it only escaped, so other bodies cost a byte search).
+    """
+    if "%00" in request.url.query:
+        raise NulInText("Query parameters may not contain the NUL character (U+0000)")
+    if getattr(request.scope.get("route"), "body_field", None) is None:
+        return
+    # Already read and cached by FastAPI before dependencies are solved.
+    body = await request.body()
+    if b"\\u0000" in body and _holds_nul(body):
+        raise NulInText("Text fields may not contain the NUL character (U+0000)")
+
+
+def _holds_nul(body: bytes) -> bool:
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return False  # malformed: validation names the error
+    pending = [document]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, str) and "\x00" in value:
+            return True
+        if isinstance(value, dict):
+            pending.extend(value.keys())
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+    return False
 
 
 _BODY_PROBLEMS = responses_for(MalformedBody, PayloadTooLarge, UnsupportedMediaType)

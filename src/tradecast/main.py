@@ -10,7 +10,12 @@ from fastapi import Depends, FastAPI
 from tradecast import sharedstate
 from tradecast.affiliates.router import router as affiliates_router
 from tradecast.audit.router import router as audit_router
-from tradecast.boundaries import BodyLimit, declare_shared_problems, require_json_body
+from tradecast.boundaries import (
+    BodyLimit,
+    declare_shared_problems,
+    refuse_nul_characters,
+    require_json_body,
+)
 from tradecast.config import Settings, get_settings
 from tradecast.db import Database
 from tradecast.delivery.fanout import RedisWakeupRelay
@@ -85,7 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         summary="Trading signals to subscribers' terminals, exactly once, with affiliates.",
         lifespan=lifespan,
-        dependencies=[Depends(require_json_body)],
+        dependencies=[Depends(require_json_body), Depends(refuse_nul_characters)],
     )
     app.state.settings = settings
     app.state.metrics = Metrics()
