@@ -56,10 +56,18 @@ class AppError(Exception):
     # the unit of work commits before the error is sent.
     keeps_changes: ClassVar[bool] = False
 
-    def __init__(self, detail: str | None = None, *, headers: Mapping[str, str] | None = None):
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+        errors: Sequence[Mapping[str, str]] | None = None,
+    ):
         super().__init__(detail or self.title)
         self.detail = detail or self.title
         self.headers = dict(headers or {})
+        # (field, message) pairs: a 422 a service raises names its fields like a validation one.
+        self.errors = [dict(error) for error in errors] if errors is not None else None
 
 
 class BadRequest(AppError):
@@ -166,7 +174,9 @@ def responses_for(*errors: type[AppError]) -> dict[int | str, dict[str, Any]]:
 
 
 async def _app_error(_: Request, exc: AppError) -> Response:
-    return problem_response(exc.status, exc.code, exc.title, exc.detail, headers=exc.headers)
+    return problem_response(
+        exc.status, exc.code, exc.title, exc.detail, headers=exc.headers, errors=exc.errors
+    )
 
 
 _HTTP_CODES = {

@@ -53,7 +53,8 @@ async def test_a_payout_request_is_pending_and_reserves_its_amount(program: Prog
 
 async def test_below_the_minimum_is_422(program: Program) -> None:
     affiliate, _, _ = await program.funded(FUNDING)
-    assert_problem(await program.payout(affiliate, "49.99"), 422, "payout_below_minimum")
+    problem = assert_problem(await program.payout(affiliate, "49.99"), 422, "payout_below_minimum")
+    assert problem["errors"] == [{"field": "amount", "message": "must be at least 50 USD"}]
     assert (await program.payout(affiliate, "50")).status_code == 201
 
 

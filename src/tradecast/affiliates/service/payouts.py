@@ -78,9 +78,10 @@ async def request(
     first one made (whatever its status now); the key with another body is refused.
     """
     if wanted.amount < settings.affiliate_min_payout:
+        minimum = f"{decimal_text(settings.affiliate_min_payout)} {settings.currency}"
         raise PayoutBelowMinimum(
-            f"The minimum payout is {decimal_text(settings.affiliate_min_payout)} "
-            f"{settings.currency}"
+            f"The minimum payout is {minimum}",
+            errors=[{"field": "amount", "message": f"must be at least {minimum}"}],
         )
     await AffiliateRepository(session).lock(affiliate.id)
     payouts = PayoutRepository(session)
