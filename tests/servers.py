@@ -22,7 +22,8 @@ def free_port() -> int:
 
 
 def server_env(database_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
-    """The environment of a test server: cheap password hashing, no background jobs."""
+    """The environment of a test server: cheap password hashing, no background jobs, and,
+    as in ``make_settings``, no rate limits unless a test switches them on."""
     return {
         **os.environ,
         "TRADECAST_ENV": "test",
@@ -32,6 +33,7 @@ def server_env(database_url: str, data_dir: Path, **extra: str) -> dict[str, str
         "TRADECAST_PASSWORD_HASH_TIME_COST": "1",
         "TRADECAST_PASSWORD_HASH_MEMORY_KIB": "8192",
         "TRADECAST_BACKGROUND_JOBS_ENABLED": "false",
+        "TRADECAST_RATE_LIMITS_ENABLED": "false",
         "TRADECAST_LOG_LEVEL": "WARNING",
         **extra,
     }
