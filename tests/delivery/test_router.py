@@ -120,6 +120,7 @@ async def test_approval_mode_delivers_only_approved_signals(desk: Desk) -> None:
 
 async def test_long_poll_receives_a_new_signal_within_a_second(desk: Desk) -> None:
     terminal = await desk.terminal()
+    await desk.admin()  # signed in before the clock starts
     waiting = asyncio.create_task(terminal.poll(wait=10))
     await asyncio.sleep(0.3)
     assert not waiting.done()
