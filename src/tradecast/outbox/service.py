@@ -2,8 +2,9 @@
 
 A dispatcher hands due events to the handler registered for their topic, with
 retries and exponential backoff; an event whose topic has no handler yet
-simply waits. Delivery is at least once, so handlers must be idempotent
-where a duplicate would be seen (the Telegram sender keys on the event id).
+simply waits. Delivery is at least once: an event is marked delivered in the
+transaction that handed it over, so a process dying between a handler's
+success and that commit sends it again.
 """
 
 from __future__ import annotations
