@@ -228,7 +228,8 @@ def _wait_until(predicate: Callable[[], bool], timeout_s: float) -> float:
 def test_postgres_restart_under_load_fails_fast_with_503_and_recovers(
     private_postgres: PrivatePostgres, tmp_path: Path
 ) -> None:
-    env = server_env(private_postgres.url, tmp_path / "data")
+    # Rate limits off: the load exceeds a device's 20 signed requests a second on purpose.
+    env = server_env(private_postgres.url, tmp_path / "data", TRADECAST_RATE_LIMITS_ENABLED="false")
     server = start_server(env, tmp_path / "server.log")
     load: Load | None = None
     try:
@@ -331,6 +332,8 @@ def test_redis_killed_under_load_refuses_signed_requests_and_recovers(
         tmp_path / "data",
         TRADECAST_REDIS_URL=redis_server.url,
         TRADECAST_REDIS_TIMEOUT_S="0.5",
+        # Off, as above; the nonces still live in Redis, which is what fails closed.
+        TRADECAST_RATE_LIMITS_ENABLED="false",
     )
     server = start_server(env, tmp_path / "server.log")
     load: Load | None = None
