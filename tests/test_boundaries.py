@@ -301,15 +301,20 @@ async def test_a_nul_character_in_any_text_is_a_422_problem(desk: Desk) -> None:
     # with one in the email failed inside the query with a 500.
     body = b'{"email": "a\\u0000b@example.org", "password": "correct horse battery"}'
     login = await desk.api.client.post("/api/v1/auth/login", content=body, headers=JSON)
-    assert "U+0000" in assert_problem(login, 422, "validation_error")["detail"]
+    problem = assert_problem(login, 422, "validation_error")
+    assert problem["errors"] == [
+        {"field": "email", "message": "may not contain the NUL character (U+0000)"}
+    ]
     admin = await desk.admin()
     nested = {"instrument": "EURUSD", "side": "buy", "order_type": "market", "external_id": "x\x00"}
     published = await desk.api.client.post("/api/v1/signals", json=nested, headers=admin.headers)
-    assert_problem(published, 422, "validation_error")
+    fields = [e["field"] for e in assert_problem(published, 422, "validation_error")["errors"]]
+    assert fields == ["external_id"]
     audit = await desk.api.client.get(
         "/api/v1/admin/audit", params={"action": "a\x00b"}, headers=admin.headers
     )
-    assert_problem(audit, 422, "validation_error")
+    fields = [e["field"] for e in assert_problem(audit, 422, "validation_error")["errors"]]
+    assert fields == ["action"]
 
 
 async def test_an_escaped_backslash_before_u0000_is_plain_text(api: Api) -> None:

@@ -17,6 +17,7 @@ import json
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -100,10 +101,6 @@ class BodyLimit:
         return 0
 
 
-class NulInText(UnprocessableEntity):
-    code = "validation_error"
-
-
 def _is_json(content_type: str) -> bool:
     message = email.message.Message()
     message["content-type"] = content_type
@@ -135,35 +132,52 @@ async def require_json_body(request: Request) -> None:
 
 async def refuse_nul_characters(request: Request) -> None:
     """PostgreSQL text cannot hold U+0000: a string carrying one reached a query
-    and failed there as a 500. Refused at the boundary, in the query and in JSON
-    bodies (which can carry it only escaped, so other bodies cost a byte search).
+    and failed there as a 500. Refused at the boundary as the 422 validation
+    problem, naming each field, in the query and in JSON bodies (which can carry
+    it only escaped, so other bodies cost a byte search).
     """
-    if "%00" in request.url.query:
-        raise NulInText("Query parameters may not contain the NUL character (U+0000)")
-    if getattr(request.scope.get("route"), "body_field", None) is None:
-        return
-    # Already read and cached by FastAPI before dependencies are solved.
-    body = await request.body()
-    if b"\\u0000" in body and _holds_nul(body):
-        raise NulInText("Text fields may not contain the NUL character (U+0000)")
+    errors = [
+        _nul_error(("query", name))
+        for name, value in request.query_params.multi_items()
+        if "\x00" in name or "\x00" in value
+    ]
+    if getattr(request.scope.get("route"), "body_field", None) is not None:
+        # Already read and cached by FastAPI before dependencies are solved.
+        body = await request.body()
+        if b"\\u0000" in body:
+            errors += [_nul_error(("body", *path)) for path in _nul_paths(body)]
+    if errors:
+        raise RequestValidationError(errors)
 
 
-def _holds_nul(body: bytes) -> bool:
+def _nul_error(location: tuple[str | int, ...]) -> dict[str, Any]:
+    return {
+        "type": "string_nul",
+        "loc": location,
+        "msg": "may not contain the NUL character (U+0000)",
+        "input": None,
+    }
+
+
+def _nul_paths(body: bytes) -> list[tuple[str | int, ...]]:
     try:
         document = json.loads(body)
     except ValueError:
-        return False  # malformed: validation names the error
-    pending = [document]
+        return []  # malformed: validation names the error
+    found: list[tuple[str | int, ...]] = []
+    pending: list[tuple[tuple[str | int, ...], Any]] = [((), document)]
     while pending:
-        value = pending.pop()
+        path, value = pending.pop()
         if isinstance(value, str) and "\x00" in value:
-            return True
-        if isinstance(value, dict):
-            pending.extend(value.keys())
-            pending.extend(value.values())
+            found.append(path)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if "\x00" in key:
+                    found.append((*path, key))
+                pending.append(((*path, key), item))
         elif isinstance(value, list):
-            pending.extend(value)
-    return False
+            pending.extend(((*path, index), item) for index, item in enumerate(value))
+    return sorted(found, key=str)
 
 
 _BODY_PROBLEMS = responses_for(MalformedBody, PayloadTooLarge, UnsupportedMediaType)
