@@ -71,7 +71,7 @@ def pending_signals_query(
 
 
 def _deliver_pending_statement() -> Select[Signal]:
-    """PostgreSQL: the pending set, its delivery upsert and ``last_poll`` in one statement."""
+    """PostgreSQL: the pending set and its delivery upsert in one statement."""
     pending = _PENDING.cte("pending")
     now = bindparam("now", type_=UTCDateTime())
     device_id = bindparam("device_id", type_=Uuid())
@@ -81,9 +81,8 @@ def _deliver_pending_statement() -> Select[Signal]:
             select(device_id, pending.c.id, now, now, literal(1)),
         )
     ).cte("delivered")
-    polled = update(Device).where(Device.id == device_id).values(last_poll=now).cte("polled")
     signal = aliased(Signal, pending)
-    return select(signal).add_cte(delivered, polled).order_by(pending.c.created_at, pending.c.id)
+    return select(signal).add_cte(delivered).order_by(pending.c.created_at, pending.c.id)
 
 
 def _delivery_upsert(insert: Any) -> Any:
@@ -115,15 +114,18 @@ class DeliveryRepository:
     ) -> Sequence[Signal]:
         """The pending signals, with their deliveries and the device's ``last_poll`` recorded.
 
-        On PostgreSQL this is one statement — the pending query, the delivery
-        upsert and the ``last_poll`` update as data-modifying CTEs — so a poll
-        costs one round trip. SQLite has no DML in CTEs and takes three.
+        On PostgreSQL the pending query and the delivery upsert are one statement
+        (a data-modifying CTE), after the ``last_poll`` update that locks the
+        device row first. SQLite has no DML in CTEs and takes three statements.
         """
         if self.session.get_bind().dialect.name == "sqlite":
             signals = await self.pending_signals_for(device_id, owner_id, now, limit)
             await self.record_deliveries(device_id, [signal.id for signal in signals], now)
             await self.touch_last_poll(device_id, now)
             return signals
+        # The device row is locked first, as every writer of a device's rows does
+        # (ACKs update last_ack before settling): one order, so no deadlock.
+        await self.touch_last_poll(device_id, now)
         values = {"device_id": device_id, "owner_id": owner_id, "now": now, "limit": limit}
         return (await self.session.scalars(_DELIVER_PENDING, values)).all()
 

@@ -73,10 +73,11 @@ async def record(
         if winner is None:  # pragma: no cover - the conflict implies the row exists
             raise RuntimeError("report conflict without a stored report")
         return _replayed(winner, digest)
-    await repo.settle(device.id, signal.id, now)
     if kind is ExecutionType.ACK:
+        # The device row before the delivery row, in the poll's order: no deadlock.
         await repo.mark_acked(device.id, now)
-    elif isinstance(body, FillIn):
+    await repo.settle(device.id, signal.id, now)
+    if isinstance(body, FillIn):
         trade = await apply_fill(session, settings, device, signal, body, now)
         report.trade_id = trade.id
         await repo.link_trade(report.id, trade.id)
