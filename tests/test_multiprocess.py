@@ -51,7 +51,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         TRADECAST_RATE_LIMITS_ENABLED="true",
     )
     a, b = launch_server(env, tmp / "a.log"), launch_server(env, tmp / "b.log")
-    channel = f"{prefix}:wakeups"
+    channel = f"{prefix}:notifications"
     try:
         wait_until_ready(a, b)
         _wait_for_subscribers(channel, 2)
@@ -201,7 +201,7 @@ def test_serve_runs_several_workers_with_redis(cluster: Cluster, tmp_path: Path)
     )
     server = start_server(env, tmp_path / "workers.log", "--workers", "2")
     try:
-        _wait_for_subscribers(f"{env['TRADECAST_REDIS_PREFIX']}:wakeups", 2)
+        _wait_for_subscribers(f"{env['TRADECAST_REDIS_PREFIX']}:notifications", 2)
         assert httpx.get(f"{server.url}/healthz", timeout=5).status_code == 200
     finally:
         server.stop()

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from tests.desk import Desk
 from tests.helpers import Api, assert_problem
 from tests.redis_support import REDIS_URL, forget, needs_redis, unique_prefix
-from tradecast.delivery.fanout import RedisWakeupRelay
+from tradecast.delivery.fanout import RedisRelay
 from tradecast.delivery.wakeups import WakeupHub
 
 
@@ -70,7 +70,7 @@ class TestWithRedis:
     ) -> None:
         hub: WakeupHub = app.state.wakeups
         relay = hub.relay
-        assert isinstance(relay, RedisWakeupRelay)
+        assert isinstance(relay, RedisRelay)
         await asyncio.wait_for(relay.subscribed.wait(), 5)
         admin = redis.Redis.from_url(REDIS_URL)
         try:
@@ -91,7 +91,7 @@ class TestWithRedis:
             with hub.subscribe(user_id) as subscription:
                 waiting = asyncio.create_task(hub.wait(subscription, 5))
                 await asyncio.sleep(0.1)
-                admin.publish(f"{redis_prefix}:wakeups", f"another-process user:{user_id}")
+                admin.publish(f"{redis_prefix}:notifications", f"another-process user:{user_id}")
                 assert await asyncio.wait_for(waiting, 5) is True
         finally:
             admin.close()

@@ -80,6 +80,9 @@ class Settings(BaseSettings):
 
     hmac_skew_s: int = Field(default=300, gt=0)
     nonce_ttl_s: int = Field(default=600, gt=0)
+    # Opened device keys are cached per process at most this long (0: no cache);
+    # rotation and deletion invalidate them at once (signed/keycache.py).
+    device_key_cache_ttl_s: float = Field(default=60, ge=0)
     device_online_s: int = Field(default=300, gt=0)
     poll_interval_s: int = Field(default=5, gt=0)
     max_devices_per_user: int = Field(default=10, gt=0)

@@ -18,7 +18,7 @@ from tradecast.boundaries import (
 )
 from tradecast.config import Settings, get_settings
 from tradecast.db import Database
-from tradecast.delivery.fanout import RedisWakeupRelay
+from tradecast.delivery.fanout import RedisRelay
 from tradecast.delivery.router import router as delivery_router
 from tradecast.delivery.wakeups import WakeupHub
 from tradecast.devices.router import router as devices_router
@@ -32,6 +32,7 @@ from tradecast.producers.router import router as producers_router
 from tradecast.ratelimit import RateLimiter
 from tradecast.reconciliation.router import router as reconciliation_router
 from tradecast.signals.router import router as signals_router
+from tradecast.signed.keycache import KeyCache
 from tradecast.signed.nonces import DatabaseNonceStore, RedisNonceStore
 from tradecast.telegram.router import router as telegram_router
 from tradecast.telegram.runtime import start_bot
@@ -54,8 +55,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         app.state.rate_limiter = RateLimiter(settings, redis)
         app.state.wakeups = WakeupHub()
+        app.state.device_keys = KeyCache(settings.device_key_cache_ttl_s)
         relay = (
-            RedisWakeupRelay(redis, sharedstate.key(settings, "wakeups"), app.state.wakeups)
+            RedisRelay(
+                redis,
+                sharedstate.key(settings, "notifications"),
+                [app.state.wakeups, app.state.device_keys],
+            )
             if redis is not None
             else None
         )

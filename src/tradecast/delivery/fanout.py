@@ -1,20 +1,23 @@
-"""Long-poll wake-ups carried between server processes over Redis pub/sub.
+"""Notifications carried between server processes over Redis pub/sub.
 
-Each process publishes its notifications on one channel and runs one
-subscriber that hands the other processes' notifications to its local
-``WakeupHub``. Decisions:
+Two kinds travel on one channel: long-poll wake-ups (for the ``WakeupHub``)
+and device-key invalidations (for the ``KeyCache``). Each process publishes
+its notifications on the channel and runs one subscriber that hands the
+other processes' notifications to its local receivers. Decisions:
 
-- The notifying process wakes its own waiters directly and ignores its own
-  messages when they come back (each message carries the sender's origin id):
+- The notifying process acts on its own notifications directly and ignores
+  its own messages when they come back (each message carries the sender's origin id):
   local waiters never wait on a Redis round trip, and a failed publish costs
   only the *other* processes' promptness.
 - Pub/sub is fire and forget. When a publish fails, or the subscriber is
   disconnected when a message goes out, the polls held elsewhere still end at
   their own timeout (at most 30 s) with one last look at the database, so a
   signal is late, never lost.
+  An invalidation that is lost leaves a cached key at most until its TTL.
 - A dropped subscriber reconnects with exponential backoff and jitter; once it
-  is back it wakes every local waiter once, because whatever was published
-  while it was away is gone, and a woken poll simply queries again.
+  is back each receiver resynchronises, because whatever was published while
+  it was away is gone: every local waiter is woken once (a woken poll simply
+  queries again) and the key cache is emptied.
 """
 
 from __future__ import annotations
@@ -24,11 +27,11 @@ import contextlib
 import logging
 import random
 import uuid
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-
-from tradecast.delivery.wakeups import WakeupHub
 
 logger = logging.getLogger("tradecast.delivery.fanout")
 
@@ -39,22 +42,37 @@ RECONNECT_CAP_S = 10.0
 LISTEN_TIMEOUT_S = 5.0
 
 
-class RedisWakeupRelay:
-    def __init__(self, client: Redis, channel: str, hub: WakeupHub) -> None:
+class Receiver(Protocol):
+    # Set while the relay runs: the receiver publishes its own notifications through it.
+    relay: Any
+
+    def receive(self, message: str) -> None:
+        """A notification from another process; ignore what is not addressed to you."""
+        ...
+
+    def resync(self) -> None:
+        """Notifications may have been lost: act as if everything changed."""
+        ...
+
+
+class RedisRelay:
+    def __init__(self, client: Redis, channel: str, receivers: Sequence[Receiver]) -> None:
         self.client = client
         self.channel = channel
-        self.hub = hub
+        self.receivers = tuple(receivers)
         self.origin = uuid.uuid4().hex
         self.subscribed = asyncio.Event()
         self._publishing: set[asyncio.Task[None]] = set()
         self._listener: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        self.hub.relay = self
-        self._listener = asyncio.create_task(self._listen(), name="wakeup_relay")
+        for receiver in self.receivers:
+            receiver.relay = self
+        self._listener = asyncio.create_task(self._listen(), name="redis_relay")
 
     async def stop(self) -> None:
-        self.hub.relay = None
+        for receiver in self.receivers:
+            receiver.relay = None
         if self._listener is not None:
             self._listener.cancel()
             await asyncio.gather(self._listener, return_exceptions=True)
@@ -75,8 +93,8 @@ class RedisWakeupRelay:
             await self.client.publish(self.channel, f"{self.origin} {message}")
         except RedisError as exc:
             logger.warning(
-                "wake-up not relayed; other processes' long polls pick the change up "
-                "at their timeout",
+                "notification not relayed; other processes' long polls pick the change "
+                "up at their timeout, their key caches at the entries' TTL",
                 extra={"error": type(exc).__name__},
             )
 
@@ -84,7 +102,8 @@ class RedisWakeupRelay:
         text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
         origin, _, message = text.partition(" ")
         if origin != self.origin:
-            self.hub.receive(message)
+            for receiver in self.receivers:
+                receiver.receive(message)
 
     async def _listen(self) -> None:
         failures = 0
@@ -94,8 +113,9 @@ class RedisWakeupRelay:
                 await pubsub.subscribe(self.channel)
                 self.subscribed.set()
                 if failures:
-                    logger.info("wake-up relay reconnected")
-                    self.hub.wake_everyone_here()
+                    logger.info("relay reconnected")
+                    for receiver in self.receivers:
+                        receiver.resync()
                 failures = 0
                 while True:
                     message = await pubsub.get_message(
@@ -110,7 +130,7 @@ class RedisWakeupRelay:
                 failures += 1
                 delay = random.uniform(0, min(RECONNECT_CAP_S, RECONNECT_BASE_S * 2**failures))  # noqa: S311 - jitter, not a secret
                 logger.warning(
-                    "wake-up relay disconnected; reconnecting",
+                    "relay disconnected; reconnecting",
                     extra={"error": type(exc).__name__, "retry_in_s": round(delay, 2)},
                     exc_info=not isinstance(exc, RedisError | OSError),
                 )

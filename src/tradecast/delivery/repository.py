@@ -98,6 +98,13 @@ def _delivery_upsert(insert: Any) -> Any:
 
 _DELIVER_PENDING = _deliver_pending_statement()
 
+_TOUCH = (
+    update(Device)
+    .where(Device.id == bindparam("device_id", type_=Uuid()), Device.is_active.is_(True))
+    .values(last_poll=bindparam("now", type_=UTCDateTime()))
+    .returning(Device.id)
+)
+
 
 class DeliveryRepository:
     def __init__(self, session: AsyncSession) -> None:
@@ -111,21 +118,22 @@ class DeliveryRepository:
 
     async def deliver_pending(
         self, device_id: uuid.UUID, owner_id: uuid.UUID, now: datetime, limit: int
-    ) -> Sequence[Signal]:
-        """The pending signals, with their deliveries and the device's ``last_poll`` recorded.
+    ) -> Sequence[Signal] | None:
+        """The pending signals, with their deliveries and the device's ``last_poll`` recorded;
+        None when the device is no longer active (deleted since its key was cached).
 
         On PostgreSQL the pending query and the delivery upsert are one statement
         (a data-modifying CTE), after the ``last_poll`` update that locks the
         device row first. SQLite has no DML in CTEs and takes three statements.
         """
+        # The device row is locked first, as every writer of a device's rows does
+        # (ACKs update last_ack before settling): one order, so no deadlock.
+        if not await self.touch_last_poll(device_id, now):
+            return None
         if self.session.get_bind().dialect.name == "sqlite":
             signals = await self.pending_signals_for(device_id, owner_id, now, limit)
             await self.record_deliveries(device_id, [signal.id for signal in signals], now)
-            await self.touch_last_poll(device_id, now)
             return signals
-        # The device row is locked first, as every writer of a device's rows does
-        # (ACKs update last_ack before settling): one order, so no deadlock.
-        await self.touch_last_poll(device_id, now)
         values = {"device_id": device_id, "owner_id": owner_id, "now": now, "limit": limit}
         return (await self.session.scalars(_DELIVER_PENDING, values)).all()
 
@@ -150,10 +158,10 @@ class DeliveryRepository:
         )
         await self.session.execute(_delivery_upsert(insert))
 
-    async def touch_last_poll(self, device_id: uuid.UUID, now: datetime) -> None:
-        await self.session.execute(
-            update(Device).where(Device.id == device_id).values(last_poll=now)
-        )
+    async def touch_last_poll(self, device_id: uuid.UUID, now: datetime) -> bool:
+        """Record the poll on an active device; False if the device is not active."""
+        touched = await self.session.execute(_TOUCH, {"device_id": device_id, "now": now})
+        return touched.first() is not None
 
     async def delivery(self, device_id: uuid.UUID, signal_id: uuid.UUID) -> Delivery | None:
         return await self.session.get(Delivery, (device_id, signal_id))

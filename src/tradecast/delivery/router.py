@@ -9,11 +9,11 @@ from tradecast.db import DbSession
 from tradecast.delivery import service
 from tradecast.delivery.schemas import PollOut
 from tradecast.delivery.wakeups import hub_of
-from tradecast.devices.dependencies import SignedDevice
+from tradecast.devices.dependencies import SignedDeviceKey
 from tradecast.errors import UnprocessableEntity, responses_for
 from tradecast.kit import clock
 from tradecast.signals.schemas import SignalOut
-from tradecast.signed.errors import SIGNED_REQUEST_ERRORS
+from tradecast.signed.errors import SIGNED_REQUEST_ERRORS, UnknownKey
 
 router = APIRouter(prefix="/api/v1/exec", tags=["delivery"])
 
@@ -25,7 +25,7 @@ router = APIRouter(prefix="/api/v1/exec", tags=["delivery"])
 )
 async def poll(
     request: Request,
-    device: SignedDevice,
+    key: SignedDeviceKey,
     session: DbSession,
     settings: AppSettings,
     limit: Annotated[int, Query(ge=1, le=200, description="Most signals to return.")] = 50,
@@ -39,12 +39,13 @@ async def poll(
     With ``wait`` > 0 the request is held until a signal becomes pending or the
     time is up (long poll).
     """
-    device_id, owner_id = device.id, device.user_id
+    if key.owner_id is None:  # device keys always carry their owner
+        raise UnknownKey()
     signals = await service.poll(
         session,
         hub_of(request),
-        device_id=device_id,
-        owner_id=owner_id,
+        device_id=key.key_id,
+        owner_id=key.owner_id,
         limit=limit,
         wait_s=wait,
     )

@@ -12,6 +12,7 @@ from tradecast.delivery.repository import DeliveryRepository
 from tradecast.delivery.wakeups import WakeupHub
 from tradecast.kit import clock
 from tradecast.signals.models import Signal
+from tradecast.signed.errors import KeyInactive
 
 
 async def poll(
@@ -28,13 +29,14 @@ async def poll(
     Delivery is at least once: a signal is returned by every poll until the
     device ACKs it or reports an error. Each returned signal's delivery is
     recorded (first time kept), and the device's ``last_poll`` is updated.
+    A device deleted since its key was verified answers ``KeyInactive``.
     """
     repo = DeliveryRepository(session)
     deadline = time.monotonic() + wait_s
     # Subscribe before looking, so that a signal committed in between still wakes us.
     with hub.subscribe(owner_id) as subscription:
         while True:
-            signals = await repo.deliver_pending(device_id, owner_id, clock.utcnow(), limit)
+            signals = await _deliver(repo, device_id, owner_id, limit)
             remaining = deadline - time.monotonic()
             if signals or remaining <= 0:
                 return signals
@@ -42,4 +44,13 @@ async def poll(
             await session.rollback()
             if not await hub.wait(subscription, remaining):
                 # Timed out: one last look, then answer with whatever is there.
-                return await repo.deliver_pending(device_id, owner_id, clock.utcnow(), limit)
+                return await _deliver(repo, device_id, owner_id, limit)
+
+
+async def _deliver(
+    repo: DeliveryRepository, device_id: uuid.UUID, owner_id: uuid.UUID, limit: int
+) -> Sequence[Signal]:
+    signals = await repo.deliver_pending(device_id, owner_id, clock.utcnow(), limit)
+    if signals is None:
+        raise KeyInactive()
+    return signals

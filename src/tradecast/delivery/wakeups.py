@@ -113,6 +113,10 @@ class WakeupHub:
                 return  # not ours to understand; nothing waits on it
             self.wake_user_here(user_id)
 
+    def resync(self) -> None:
+        """Relayed wake-ups may have been lost: every waiter here looks again."""
+        self.wake_everyone_here()
+
     def wake_everyone_here(self) -> None:
         current, self._everyone = self._everyone, asyncio.Event()
         current.set()

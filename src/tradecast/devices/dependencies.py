@@ -8,13 +8,14 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tradecast.db import DbSession
+from tradecast.db import DbSession, after_commit
 from tradecast.devices.models import Device
 from tradecast.devices.repository import DeviceRepository
 from tradecast.kit.request_context import current
 from tradecast.kit.secretbox import SecretBox
 from tradecast.signed.dependencies import AppSecretBox, verify_request
 from tradecast.signed.errors import KeyInactive, UnknownKey
+from tradecast.signed.keycache import KeyCache
 from tradecast.signed.verification import KeyLookup, SigningKey
 
 
@@ -27,11 +28,37 @@ def device_key_lookup(box: SecretBox) -> KeyLookup:
             return None
         if not device.is_active:
             # Refused before the signature is checked: a revoked secret is never opened again.
-            return SigningKey(key_id=device.id, secret="", is_active=False)
+            return SigningKey(key_id=device.id, secret="", is_active=False, owner_id=device.user_id)
         secret = box.open(device.secret_sealed, context=str(device.id))
-        return SigningKey(key_id=device.id, secret=secret, is_active=True)
+        return SigningKey(key_id=device.id, secret=secret, is_active=True, owner_id=device.user_id)
 
     return lookup
+
+
+def device_keys(request: Request) -> KeyCache:
+    cache: KeyCache = request.app.state.device_keys
+    return cache
+
+
+def forget_key_after_commit(request: Request, device_id: uuid.UUID) -> None:
+    """The device's secret or state changes with this request: once it commits, no
+    process may verify with what it had cached."""
+    cache = device_keys(request)
+    after_commit(request, lambda: cache.forget(device_id))
+
+
+async def signed_device_key(request: Request, box: AppSecretBox) -> SigningKey:
+    """Verify the signature; the key may come from the process's key cache.
+
+    For endpoints that check the device row themselves in their unit of work
+    (the poll does, in the statement that records ``last_poll``): nothing here
+    touches the database when the key is cached.
+    """
+    key = await verify_request(request, device_key_lookup(box), device_keys(request))
+    context = current()
+    if context is not None:
+        context.device_id = str(key.key_id)
+    return key
 
 
 async def signed_device(
@@ -45,7 +72,7 @@ async def signed_device(
     anything else touches ``session`` (on SQLite the first statement of the
     unit of work takes the write lock that the nonce claim also needs).
     """
-    key = await verify_request(request, device_key_lookup(box))
+    key = await verify_request(request, device_key_lookup(box), device_keys(request))
     device = await DeviceRepository(session).get(key.key_id)
     # Deleted, or its owner's account removed, between verification and here.
     if device is None:
@@ -59,3 +86,4 @@ async def signed_device(
 
 
 SignedDevice = Annotated[Device, Depends(signed_device)]
+SignedDeviceKey = Annotated[SigningKey, Depends(signed_device_key)]

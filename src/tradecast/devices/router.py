@@ -3,12 +3,12 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Request, Response, status
 
 from tradecast.config import AppSettings, Settings
 from tradecast.db import DbSession
 from tradecast.devices import service
-from tradecast.devices.dependencies import SignedDevice
+from tradecast.devices.dependencies import SignedDevice, forget_key_after_commit
 from tradecast.devices.errors import (
     DeviceInactive,
     DeviceLimitReached,
@@ -145,11 +145,13 @@ async def rotate_device_secret(
     user: CurrentUser,
     session: DbSession,
     box: AppSecretBox,
+    request: Request,
     response: Response,
 ) -> SecretRotated:
     """Issue a new secret for the device, shown this once. The old secret stops
     verifying immediately: requests signed with it answer 401 `bad_signature`."""
     rotated = await service.rotate_secret(session, box, user, device_id)
+    forget_key_after_commit(request, device_id)
     _no_store(response)
     return SecretRotated(id=rotated.device.id, secret=rotated.secret)
 
@@ -160,11 +162,14 @@ async def rotate_device_secret(
     status_code=status.HTTP_204_NO_CONTENT,
     responses=responses_for(Unauthorized, DeviceNotFound, UnprocessableEntity),
 )
-async def delete_device(device_id: uuid.UUID, user: CurrentUser, session: DbSession) -> None:
+async def delete_device(
+    device_id: uuid.UUID, user: CurrentUser, session: DbSession, request: Request
+) -> None:
     """Deactivate the device for good: its signed requests answer 401 `key_inactive`,
     its name becomes free, and its deliveries, reports and trades stay. It remains
     listed with `is_active` false. Deleting a deleted device again is a no-op (204)."""
     await service.revoke(session, user, device_id)
+    forget_key_after_commit(request, device_id)
 
 
 @router.get(

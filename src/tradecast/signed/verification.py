@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,14 +30,19 @@ from tradecast.signed.errors import (
 )
 from tradecast.signed.nonces import NonceStore
 
+if TYPE_CHECKING:
+    from tradecast.signed.keycache import KeyCache
+
 SERVER_TIME_HEADER = "X-Server-Time"
 
 
 @dataclass(frozen=True)
 class SigningKey:
     key_id: uuid.UUID
-    secret: str
+    secret: str = field(repr=False)
     is_active: bool
+    # The device's owner; None for producers.
+    owner_id: uuid.UUID | None = None
 
 
 KeyLookup = Callable[[AsyncSession, uuid.UUID], Awaitable[SigningKey | None]]
@@ -84,12 +90,18 @@ async def verify_signed_request(
     nonces: NonceStore,
     settings: Settings,
     lookup: KeyLookup,
+    cache: KeyCache | None = None,
 ) -> SigningKey:
     headers = parse_headers(request)
     if headers.key_id is None:
         raise UnknownKey()
-    async with db.sessionmaker() as session:
-        key = await lookup(session, headers.key_id)
+    key = cache.get(headers.key_id) if cache is not None else None
+    if key is None:
+        epoch = cache.epoch if cache is not None else 0
+        async with db.sessionmaker() as session:
+            key = await lookup(session, headers.key_id)
+        if key is not None and cache is not None:
+            cache.put(key, epoch=epoch)
     if key is None:
         raise UnknownKey()
     if not key.is_active:
