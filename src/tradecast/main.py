@@ -18,6 +18,7 @@ from tradecast.boundaries import (
 )
 from tradecast.config import Settings, get_settings
 from tradecast.db import Database
+from tradecast.delivery.batch import DeliveryBatcher
 from tradecast.delivery.fanout import RedisRelay
 from tradecast.delivery.router import router as delivery_router
 from tradecast.delivery.wakeups import WakeupHub
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         app.state.rate_limiter = RateLimiter(settings, redis)
         app.state.wakeups = WakeupHub()
+        app.state.delivery_batcher = DeliveryBatcher(app.state.db)
         app.state.device_keys = KeyCache(settings.device_key_cache_ttl_s)
         relay = (
             RedisRelay(
@@ -85,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if relay is not None:
                 await relay.stop()
             await app.state.scheduler.stop()
+            await app.state.delivery_batcher.stop()
             if app.state.telegram is not None:
                 await app.state.telegram.close()
             if redis is not None:

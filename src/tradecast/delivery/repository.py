@@ -20,7 +20,7 @@ from tradecast.users.models import DeliveryMode, User
 
 # A literal, not a bind parameter: the planner can then match the partial index
 # ix_signals_open_created_at even for a generic prepared plan.
-_OPEN = text("signals.status = 'open'")
+OPEN = text("signals.status = 'open'")
 
 
 def _pending_statement() -> Select[Signal]:
@@ -50,7 +50,7 @@ def _pending_statement() -> Select[Signal]:
     return (
         select(Signal)
         .where(
-            _OPEN,
+            OPEN,
             Signal.expires_at > bindparam("now", type_=UTCDateTime()),
             auto_mode | approved,
             ~settled,
@@ -75,7 +75,7 @@ def _deliver_pending_statement() -> Select[Signal]:
     pending = _PENDING.cte("pending")
     now = bindparam("now", type_=UTCDateTime())
     device_id = bindparam("device_id", type_=Uuid())
-    delivered = _delivery_upsert(
+    delivered = delivery_upsert(
         postgresql.insert(Delivery).from_select(
             ["device_id", "signal_id", "first_delivered_at", "last_delivered_at", "delivery_count"],
             select(device_id, pending.c.id, now, now, literal(1)),
@@ -85,7 +85,7 @@ def _deliver_pending_statement() -> Select[Signal]:
     return select(signal).add_cte(delivered).order_by(pending.c.created_at, pending.c.id)
 
 
-def _delivery_upsert(insert: Any) -> Any:
+def delivery_upsert(insert: Any) -> Any:
     """First delivery time kept, last one and the count moved on."""
     return insert.on_conflict_do_update(
         index_elements=[Delivery.device_id, Delivery.signal_id],
@@ -156,7 +156,7 @@ class DeliveryRepository:
                 for signal_id in signal_ids
             ]
         )
-        await self.session.execute(_delivery_upsert(insert))
+        await self.session.execute(delivery_upsert(insert))
 
     async def touch_last_poll(self, device_id: uuid.UUID, now: datetime) -> bool:
         """Record the poll on an active device; False if the device is not active."""

@@ -44,6 +44,7 @@ async def poll(
     signals = await service.poll(
         session,
         hub_of(request),
+        request.app.state.delivery_batcher,
         device_id=key.key_id,
         owner_id=key.owner_id,
         limit=limit,

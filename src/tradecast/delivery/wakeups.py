@@ -67,6 +67,17 @@ class WakeupHub:
         finally:
             self._unsubscribe(user_id)
 
+    def renew(self, subscription: Subscription) -> Subscription:
+        """The events to wait on after a wake-up: those of ``subscription`` have fired.
+
+        Call it before looking again, as ``subscribe`` is called before the first look.
+        """
+        user_id = subscription.user_id
+        owner = self._per_user.get(user_id)
+        if owner is None:  # pragma: no cover - present while the subscription is open
+            owner = self._per_user[user_id] = asyncio.Event()
+        return Subscription(user_id=user_id, everyone=self._everyone, owner=owner)
+
     def _unsubscribe(self, user_id: uuid.UUID) -> None:
         remaining = self._subscribers.get(user_id, 1) - 1
         if remaining > 0:

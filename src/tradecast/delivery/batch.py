@@ -1,0 +1,249 @@
+"""Woken long polls answered together.
+
+A published signal wakes every held long poll at once. If each then looked
+for its signals on its own, 10,000 waiting devices would be 10,000
+transactions queueing for a pool of 30 connections, and the last device
+would hear of the signal seconds after the first. Instead a woken poll hands
+its question — device, owner, limit — to the process's ``DeliveryBatcher``,
+which answers up to ``batch_size`` of them with one statement: on PostgreSQL
+the pending signals of every device in the batch and the upsert of their
+deliveries, in one transaction of the batcher's own.
+
+Decisions:
+
+- **Correct by construction**: the statement is the per-device pending query
+  (``delivery/repository.py``) run for many devices through a lateral join;
+  the owner's delivery mode, approvals and settled deliveries are read from
+  the database as for any poll, not inferred from the notification.
+- **Its own transaction**: a woken poll's request holds no transaction while
+  it waits, and the deliveries it is answered with are committed by the
+  batch before the answer leaves. The batch's commit is the request's
+  delivery record; nothing else is written for it (``last_poll`` was recorded
+  when the poll began, at most 30 s earlier).
+- **Lock order**: a batch takes no device row lock; it inserts delivery rows
+  in (device, signal) order, so two batches cannot deadlock each other, and
+  an ACK (device row, then that device's delivery) never waits on a batch
+  that waits on it.
+- **Gathering**: the first woken poll opens a batch and yields to the event
+  loop once before it runs, so the polls woken by the same notification
+  join it; later ones start the next batch. At most ``concurrency`` batches
+  run at once, each on one pooled connection.
+- A device deleted while it waited is answered with None (its request then
+  answers 401 ``key_inactive``), as its own look would have been.
+- On SQLite the batch runs the per-device statements in one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    ARRAY,
+    Integer,
+    Select,
+    Uuid,
+    and_,
+    bindparam,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+)
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from tradecast.db import Database, UTCDateTime
+from tradecast.delivery.models import Delivery
+from tradecast.delivery.repository import OPEN, DeliveryRepository, delivery_upsert
+from tradecast.devices.models import Device
+from tradecast.kit import clock
+from tradecast.signals.models import Decision, Signal, SignalApproval
+from tradecast.users.models import DeliveryMode, User
+
+logger = logging.getLogger("tradecast.delivery.batch")
+
+
+@dataclass
+class _Ask:
+    device_id: uuid.UUID
+    owner_id: uuid.UUID
+    limit: int
+    answer: asyncio.Future[Sequence[Signal] | None] = field(repr=False)
+
+
+def _batch_statement() -> Select[Any]:
+    """PostgreSQL: pending signals for many devices, deliveries recorded, in one statement.
+
+    One row per (device, pending signal), and one row with no signal for an
+    active device that has nothing pending; inactive devices give no row.
+    """
+    asks = select(
+        func.unnest(bindparam("device_ids", type_=ARRAY(Uuid()))).label("device_id"),
+        func.unnest(bindparam("owner_ids", type_=ARRAY(Uuid()))).label("owner_id"),
+        func.unnest(bindparam("limits", type_=ARRAY(Integer()))).label("lim"),
+    ).subquery("asks")
+    live = (
+        select(
+            asks.c.device_id,
+            asks.c.owner_id,
+            asks.c.lim,
+            (User.delivery_mode == DeliveryMode.AUTO.value).label("auto"),
+        )
+        .join(Device, and_(Device.id == asks.c.device_id, Device.is_active.is_(True)))
+        .join(User, User.id == asks.c.owner_id)
+        .cte("live")
+    )
+    now = bindparam("now", type_=UTCDateTime())
+    # Correlated to the device's row in ``live`` and to the signal, reading only their own table.
+    approved = (
+        exists()
+        .where(
+            SignalApproval.signal_id == Signal.id,
+            SignalApproval.user_id == live.c.owner_id,
+            SignalApproval.decision == Decision.APPROVED,
+        )
+        .correlate_except(SignalApproval)
+    )
+    settled = (
+        exists()
+        .where(
+            Delivery.device_id == live.c.device_id,
+            Delivery.signal_id == Signal.id,
+            Delivery.settled_at.is_not(None),
+        )
+        .correlate_except(Delivery)
+    )
+    per_device = (
+        select(Signal)
+        .where(OPEN, Signal.expires_at > now, or_(live.c.auto, approved), ~settled)
+        .order_by(Signal.created_at, Signal.id)
+        .limit(live.c.lim)
+        .correlate(live)
+        .lateral("per_device")
+    )
+    pending = (
+        select(live.c.device_id.label("for_device"), per_device)
+        .select_from(live.outerjoin(per_device, true()))
+        .cte("pending")
+    )
+    delivered = delivery_upsert(
+        postgresql.insert(Delivery).from_select(
+            ["device_id", "signal_id", "first_delivered_at", "last_delivered_at", "delivery_count"],
+            select(pending.c.for_device, pending.c.id, now, now, literal(1))
+            .where(pending.c.id.is_not(None))
+            .order_by(pending.c.for_device, pending.c.id),
+        )
+    ).cte("delivered")
+    signal = aliased(Signal, pending)
+    return (
+        select(pending.c.for_device, signal)
+        .add_cte(delivered)
+        .order_by(pending.c.for_device, pending.c.created_at, pending.c.id)
+    )
+
+
+_BATCH = _batch_statement()
+
+
+async def deliver_batch(
+    session: AsyncSession, asks: Sequence[tuple[uuid.UUID, uuid.UUID, int]], now: datetime
+) -> dict[uuid.UUID, list[Signal]]:
+    """Pending signals of each active device in ``asks`` (device, owner, limit), with
+    their deliveries recorded; devices that are no longer active are left out."""
+    answers: dict[uuid.UUID, list[Signal]] = {}
+    if session.get_bind().dialect.name == "sqlite":
+        repo = DeliveryRepository(session)
+        for device_id, owner_id, limit in asks:
+            signals = await repo.deliver_pending(device_id, owner_id, now, limit)
+            if signals is not None:
+                answers[device_id] = list(signals)
+        return answers
+    values = {
+        "device_ids": [device_id for device_id, _, _ in asks],
+        "owner_ids": [owner_id for _, owner_id, _ in asks],
+        "limits": [limit for _, _, limit in asks],
+        "now": now,
+    }
+    found: defaultdict[uuid.UUID, list[Signal]] = defaultdict(list)
+    for device_id, signal in await session.execute(_BATCH, values):
+        rows = found[device_id]
+        if signal is not None:
+            rows.append(signal)
+    answers.update(found)
+    return answers
+
+
+class DeliveryBatcher:
+    def __init__(self, db: Database, *, batch_size: int = 500, concurrency: int = 4) -> None:
+        self.db = db
+        self.batch_size = batch_size
+        self._asks: list[_Ask] = []
+        self._slots = asyncio.Semaphore(concurrency)
+        self._running: set[asyncio.Task[None]] = set()
+        self._gathering = False
+
+    async def deliver(
+        self, device_id: uuid.UUID, owner_id: uuid.UUID, limit: int
+    ) -> Sequence[Signal] | None:
+        """The device's pending signals, delivered; None if the device is no longer active."""
+        answer: asyncio.Future[Sequence[Signal] | None] = asyncio.get_running_loop().create_future()
+        self._asks.append(_Ask(device_id, owner_id, limit, answer))
+        if not self._gathering:
+            self._gathering = True
+            self._start(self._gather())
+        return await answer
+
+    def _start(self, work: Any) -> None:
+        task: asyncio.Task[None] = asyncio.create_task(work)
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def _gather(self) -> None:
+        # One turn of the loop: the polls woken by the same notification join in.
+        await asyncio.sleep(0)
+        self._gathering = False
+        while self._asks:
+            batch, self._asks = self._asks[: self.batch_size], self._asks[self.batch_size :]
+            await self._slots.acquire()
+            self._start(self._run(batch))
+
+    async def _run(self, batch: list[_Ask]) -> None:
+        try:
+            live = [ask for ask in batch if not ask.answer.done()]  # cancelled: client left
+            if not live:
+                return
+            # One question per device (a device may hold two polls at once): one
+            # statement must not upsert the same delivery row twice.
+            limits: dict[uuid.UUID, tuple[uuid.UUID, int]] = {}
+            for ask in live:
+                _, limit = limits.get(ask.device_id, (ask.owner_id, 0))
+                limits[ask.device_id] = (ask.owner_id, max(limit, ask.limit))
+            asks = [(device, owner, limit) for device, (owner, limit) in limits.items()]
+            try:
+                async with self.db.sessionmaker() as session, session.begin():
+                    answers = await deliver_batch(session, asks, clock.utcnow())
+            except Exception as exc:
+                for ask in live:
+                    if not ask.answer.done():
+                        ask.answer.set_exception(exc)
+                return
+            for ask in live:
+                if not ask.answer.done():
+                    signals = answers.get(ask.device_id)
+                    ask.answer.set_result(None if signals is None else signals[: ask.limit])
+        finally:
+            self._slots.release()
+
+    async def stop(self) -> None:
+        if self._running:
+            await asyncio.wait(self._running, timeout=5)
