@@ -116,7 +116,12 @@ class Database:
         if self.is_sqlite:
             options["connect_args"] = {"timeout": 30}
         else:
-            options.update(pool_size=10, max_overflow=20, pool_pre_ping=True, pool_timeout=5)
+            # No pre-ping: on asyncpg it is three round trips (BEGIN, ping, ROLLBACK) per
+            # checkout, more than a poll's own work. A connection the server dropped
+            # fails its first statement instead; SQLAlchemy then recognises the
+            # disconnect and invalidates the whole pool, so the request answers 503
+            # (errors.py) and the next ones get fresh connections.
+            options.update(pool_size=10, max_overflow=20, pool_timeout=5, pool_recycle=1800)
         self.engine: AsyncEngine = create_async_engine(url, **options)
         if self.is_sqlite:
             _configure_sqlite(self.engine)
