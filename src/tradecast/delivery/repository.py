@@ -7,7 +7,18 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, Select, Uuid, bindparam, exists, literal, select, text, update
+from sqlalchemy import (
+    Integer,
+    Select,
+    Uuid,
+    bindparam,
+    exists,
+    literal,
+    select,
+    text,
+    true,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -62,6 +73,13 @@ def _pending_statement() -> Select[Signal]:
 
 _PENDING = _pending_statement()
 
+_TOUCH = (
+    update(Device)
+    .where(Device.id == bindparam("device_id", type_=Uuid()), Device.is_active.is_(True))
+    .values(last_poll=bindparam("now", type_=UTCDateTime()))
+    .returning(Device.id)
+)
+
 
 def pending_signals_query(
     device_id: uuid.UUID, owner_id: uuid.UUID, now: datetime, limit: int
@@ -70,11 +88,21 @@ def pending_signals_query(
     return _PENDING.params(device_id=device_id, owner_id=owner_id, now=now, limit=limit)
 
 
-def _deliver_pending_statement() -> Select[Signal]:
-    """PostgreSQL: the pending set and its delivery upsert in one statement."""
-    pending = _PENDING.cte("pending")
+def _deliver_pending_statement() -> Select[Any]:
+    """PostgreSQL: the whole poll in one statement.
+
+    ``touched`` records ``last_poll`` on the device row if it is active,
+    ``pending`` is the pending query (empty unless the device was touched),
+    ``delivered`` upserts their deliveries. The main query reads ``touched``
+    first, so the device row is locked before any of its delivery rows (the
+    data-modifying ``delivered`` runs after the main query): the lock order of
+    every writer of a device's rows. One row per pending signal, one row
+    without a signal if none is pending, no row if the device is not active.
+    """
     now = bindparam("now", type_=UTCDateTime())
     device_id = bindparam("device_id", type_=Uuid())
+    touched = _TOUCH.cte("touched")
+    pending = _PENDING.where(exists(select(touched.c.id))).cte("pending")
     delivered = delivery_upsert(
         postgresql.insert(Delivery).from_select(
             ["device_id", "signal_id", "first_delivered_at", "last_delivered_at", "delivery_count"],
@@ -82,7 +110,12 @@ def _deliver_pending_statement() -> Select[Signal]:
         )
     ).cte("delivered")
     signal = aliased(Signal, pending)
-    return select(signal).add_cte(delivered).order_by(pending.c.created_at, pending.c.id)
+    return (
+        select(touched.c.id, signal)
+        .select_from(touched.outerjoin(pending, true()))
+        .add_cte(delivered)
+        .order_by(pending.c.created_at, pending.c.id)
+    )
 
 
 def delivery_upsert(insert: Any) -> Any:
@@ -97,13 +130,6 @@ def delivery_upsert(insert: Any) -> Any:
 
 
 _DELIVER_PENDING = _deliver_pending_statement()
-
-_TOUCH = (
-    update(Device)
-    .where(Device.id == bindparam("device_id", type_=Uuid()), Device.is_active.is_(True))
-    .values(last_poll=bindparam("now", type_=UTCDateTime()))
-    .returning(Device.id)
-)
 
 
 class DeliveryRepository:
@@ -122,20 +148,27 @@ class DeliveryRepository:
         """The pending signals, with their deliveries and the device's ``last_poll`` recorded;
         None when the device is no longer active (deleted since its key was cached).
 
-        On PostgreSQL the pending query and the delivery upsert are one statement
-        (a data-modifying CTE), after the ``last_poll`` update that locks the
-        device row first. SQLite has no DML in CTEs and takes three statements.
+        On PostgreSQL the ``last_poll`` update, the pending query and the delivery
+        upsert are one statement (data-modifying CTEs); SQLite has no DML in CTEs
+        and takes three.
         """
-        # The device row is locked first, as every writer of a device's rows does
-        # (ACKs update last_ack before settling): one order, so no deadlock.
-        if not await self.touch_last_poll(device_id, now):
-            return None
         if self.session.get_bind().dialect.name == "sqlite":
+            # The device row first, as every writer of a device's rows does (ACKs
+            # update last_ack before settling): one order, so no deadlock.
+            if not await self.touch_last_poll(device_id, now):
+                return None
             signals = await self.pending_signals_for(device_id, owner_id, now, limit)
             await self.record_deliveries(device_id, [signal.id for signal in signals], now)
             return signals
+        if not self.session.in_transaction():
+            # One statement is atomic by itself: run it without the BEGIN and COMMIT
+            # round trips (the request's unit of work then has nothing left to commit).
+            await self.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
         values = {"device_id": device_id, "owner_id": owner_id, "now": now, "limit": limit}
-        return (await self.session.scalars(_DELIVER_PENDING, values)).all()
+        rows = (await self.session.execute(_DELIVER_PENDING, values)).all()
+        if not rows:
+            return None
+        return [signal for _, signal in rows if signal is not None]
 
     async def record_deliveries(
         self, device_id: uuid.UUID, signal_ids: Sequence[uuid.UUID], now: datetime
