@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 
 from tradecast.config import AppSettings
 from tradecast.db import DbSession
@@ -32,7 +32,7 @@ async def poll(
     wait: Annotated[
         int, Query(ge=0, le=30, description="Seconds to hold the request open for a signal.")
     ] = 0,
-) -> PollOut:
+) -> Response:
     """Signals pending for the calling device, oldest first (device-signed).
 
     A signal stays in the answer until this device ACKs it or reports an error.
@@ -51,8 +51,10 @@ async def poll(
         wait_s=wait,
     )
     now = clock.utcnow()
-    return PollOut(
+    answer = PollOut(
         signals=[SignalOut.of(signal, now) for signal in signals],
         server_time=now,
         poll_interval_s=settings.poll_interval_s,
     )
+    # Serialised here, once: returned as a model, FastAPI would validate it again first.
+    return Response(answer.model_dump_json(), media_type="application/json")
