@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     env: Literal["development", "test", "production"] = "development"
     data_dir: Path = Path("data")
     database_url: str = ""
+    # Connections each server process keeps to PostgreSQL (a fixed pool, db.py).
+    db_pool_size: int = Field(default=20, gt=0)
     redis_url: str | None = None
     # Namespaces every Redis key and the wake-up channel (pub/sub ignores database
     # numbers), so several deployments or test runs can share one Redis.

@@ -106,22 +106,36 @@ class UUIDPrimaryKey:
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
 
 
+POOL_TIMEOUT_S = 5
+
+
 class Database:
     """One engine and session factory per process, owned by the app's lifespan."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, pool_size: int = 20) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         options: dict[str, Any] = {"echo": echo}
         if self.is_sqlite:
             options["connect_args"] = {"timeout": 30}
         else:
+            # A fixed pool, no overflow: overflow connections are closed as soon as they
+            # are returned, so under sustained load each request past the pool size paid
+            # for a new connection (and PostgreSQL for a new backend). A request that
+            # finds every connection busy waits for one, at most POOL_TIMEOUT_S, then
+            # answers 503.
+            #
             # No pre-ping: on asyncpg it is three round trips (BEGIN, ping, ROLLBACK) per
             # checkout, more than a poll's own work. A connection the server dropped
             # fails its first statement instead; SQLAlchemy then recognises the
             # disconnect and invalidates the whole pool, so the request answers 503
             # (errors.py) and the next ones get fresh connections.
-            options.update(pool_size=10, max_overflow=20, pool_timeout=5, pool_recycle=1800)
+            options.update(
+                pool_size=pool_size,
+                max_overflow=0,
+                pool_timeout=POOL_TIMEOUT_S,
+                pool_recycle=1800,
+            )
         self.engine: AsyncEngine = create_async_engine(url, **options)
         if self.is_sqlite:
             _configure_sqlite(self.engine)
