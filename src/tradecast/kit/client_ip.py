@@ -17,7 +17,9 @@ def resolve_client_ip(
     belonging to our own proxies is the client; anything left of it is whatever
     the client chose to send and cannot be believed.
     """
-    if peer is None or not _is_trusted(peer, trusted) or not forwarded_for:
+    # Cheap checks first: most deployments trust no proxy, and parsing the peer's
+    # address on every request would buy nothing.
+    if peer is None or not trusted or not forwarded_for or not _is_trusted(peer, trusted):
         return peer
     hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
     client = peer
