@@ -51,6 +51,50 @@ class TestWithRedis:
         assert 590 <= ttl <= 600
 
     @needs_redis
+    async def test_signed_requests_are_counted_once_per_fresh_nonce(
+        self, desk: Desk, redis_prefix: str
+    ) -> None:
+        terminal = await desk.terminal()
+
+        async def whoami(nonce: str | None = None) -> int:
+            response = await desk.api.signed(
+                "GET",
+                "/api/v1/exec/whoami",
+                key_id=terminal.id,
+                secret=terminal.secret,
+                nonce=nonce,
+            )
+            return response.status_code
+
+        replayed = "redis-replay-000000001"
+        assert await whoami(replayed) == 200
+        # Replays of a captured request are refused and use up none of the budget.
+        assert {await whoami(replayed) for _ in range(25)} == {401}
+        started = time.monotonic()
+        statuses = [await whoami() for _ in range(19)]
+        refused = await desk.api.signed(
+            "GET", "/api/v1/exec/whoami", key_id=terminal.id, secret=terminal.secret
+        )
+        if time.monotonic() - started < 0.8:  # all 21 counted within one second
+            assert statuses == [200] * 19
+            assert_problem(refused, 429, "rate_limited")
+            assert refused.headers["retry-after"] == "1"
+        client = redis.Redis.from_url(REDIS_URL)
+        try:
+            window = client.lrange(f"{redis_prefix}:signed:{terminal.id}", 0, -1)
+            window_ttl = client.ttl(f"{redis_prefix}:signed:{terminal.id}")
+        finally:
+            client.close()
+        assert len(window) == 20
+        assert 0 < window_ttl <= 1
+        # Another device has its own budget.
+        other = await desk.terminal()
+        response = await desk.api.signed(
+            "GET", "/api/v1/exec/whoami", key_id=other.id, secret=other.secret
+        )
+        assert response.status_code == 200
+
+    @needs_redis
     async def test_rate_limits_count_in_redis(self, api: Api, redis_prefix: str) -> None:
         user = await api.user()
         for _ in range(9):

@@ -33,6 +33,7 @@ from tradecast.producers.router import router as producers_router
 from tradecast.ratelimit import RateLimiter
 from tradecast.reconciliation.router import router as reconciliation_router
 from tradecast.signals.router import router as signals_router
+from tradecast.signed.gate import NonceThenLimit, RedisGate
 from tradecast.signed.keycache import KeyCache
 from tradecast.signed.nonces import DatabaseNonceStore, RedisNonceStore
 from tradecast.telegram.router import router as telegram_router
@@ -55,6 +56,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             else DatabaseNonceStore(app.state.db)
         )
         app.state.rate_limiter = RateLimiter(settings, redis)
+        app.state.signed_gate = (
+            RedisGate(
+                redis,
+                settings.redis_prefix,
+                nonce_ttl_s=settings.nonce_ttl_s,
+                rate_limits_enabled=settings.rate_limits_enabled,
+            )
+            if redis is not None
+            else NonceThenLimit(app.state.nonces, app.state.rate_limiter, settings.nonce_ttl_s)
+        )
         app.state.wakeups = WakeupHub()
         app.state.delivery_batcher = DeliveryBatcher(app.state.db)
         app.state.device_keys = KeyCache(settings.device_key_cache_ttl_s)

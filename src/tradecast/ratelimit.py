@@ -7,7 +7,9 @@ Decisions where the SPEC is silent:
   through across a minute boundary; the moving window costs a list of at
   most ``amount`` timestamps per key, and our amounts are small (≤ 20).
 - Counters live in memory without Redis and in Redis with it, so N processes
-  share one budget.
+  share one budget. With Redis, the signed-request limit is counted by the
+  same Lua script that claims the request's nonce (``signed/gate.py``): one
+  round trip for both.
 - **Fail open**: when Redis does not answer, the request is let through and a
   warning is logged. Every limit here guards capacity or slows guessing; the
   rules that protect money and replays hold without it (the database guards

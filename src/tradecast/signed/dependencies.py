@@ -5,7 +5,6 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from tradecast.kit.secretbox import SecretBox
-from tradecast.ratelimit import SIGNED, RateLimiter
 from tradecast.signed.keycache import KeyCache
 from tradecast.signed.verification import KeyLookup, SigningKey, verify_signed_request
 
@@ -14,17 +13,12 @@ async def verify_request(
     request: Request, lookup: KeyLookup, cache: KeyCache | None = None
 ) -> SigningKey:
     """Verify the calling device's or producer's signature; raises the SPEC §2 401s,
-    then counts the request against the key's rate limit (429). Keys found in
-    ``cache`` skip the lookup."""
+    and the 429 of the key's rate limit (``signed/gate.py``). Keys found in ``cache``
+    skip the lookup."""
     state = request.app.state
-    key = await verify_signed_request(
-        request, state.db, state.nonces, state.settings, lookup, cache
+    return await verify_signed_request(
+        request, state.db, state.signed_gate, state.settings, lookup, cache
     )
-    # Counted only once the signature verified and the nonce was fresh: unsigned junk
-    # and replays of a captured request cannot use up a device's budget.
-    limiter: RateLimiter = state.rate_limiter
-    await limiter.hit(SIGNED, str(key.key_id))
-    return key
 
 
 def secretbox(request: Request) -> SecretBox:

@@ -24,13 +24,12 @@ from tradecast.signed.errors import (
     BadSignature,
     KeyInactive,
     MissingAuthHeader,
-    NonceReused,
     StaleTimestamp,
     UnknownKey,
 )
-from tradecast.signed.nonces import NonceStore
 
 if TYPE_CHECKING:
+    from tradecast.signed.gate import AdmissionGate
     from tradecast.signed.keycache import KeyCache
 
 SERVER_TIME_HEADER = "X-Server-Time"
@@ -87,7 +86,7 @@ def request_path(request: Request) -> str:
 async def verify_signed_request(
     request: Request,
     db: Database,
-    nonces: NonceStore,
+    gate: AdmissionGate,
     settings: Settings,
     lookup: KeyLookup,
     cache: KeyCache | None = None,
@@ -126,6 +125,5 @@ async def verify_signed_request(
     )
     if not signing.signatures_match(signing.signature(key.secret, canonical), headers.signature):
         raise BadSignature()
-    if not await nonces.claim(key.key_id, headers.nonce, now, settings.nonce_ttl_s):
-        raise NonceReused()
+    await gate.admit(key.key_id, headers.nonce, now)
     return key
