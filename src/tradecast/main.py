@@ -123,12 +123,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         metrics=app.state.metrics,
         trusted_proxies=settings.trusted_proxies,
     )
+    # Routes are matched in order: the devices' endpoints, called all day, come first.
+    app.include_router(delivery_router)
+    app.include_router(executions_router)
     app.include_router(health_router)
     app.include_router(users_router)
     app.include_router(audit_router)
     app.include_router(devices_router)
-    app.include_router(delivery_router)
-    app.include_router(executions_router)
     app.include_router(reconciliation_router)
     app.include_router(producers_router)
     app.include_router(signals_router)

@@ -68,6 +68,7 @@ from tradecast.delivery.repository import OPEN, DeliveryRepository, delivery_ups
 from tradecast.devices.models import Device
 from tradecast.kit import clock
 from tradecast.signals.models import Decision, Signal, SignalApproval
+from tradecast.signals.schemas import SignalFields
 from tradecast.users.models import DeliveryMode, User
 
 logger = logging.getLogger("tradecast.delivery.batch")
@@ -78,7 +79,7 @@ class _Ask:
     device_id: uuid.UUID
     owner_id: uuid.UUID
     limit: int
-    answer: asyncio.Future[Sequence[Signal] | None] = field(repr=False)
+    answer: asyncio.Future[Sequence[SignalFields] | None] = field(repr=False)
 
 
 def _batch_statement() -> Select[Any]:
@@ -157,10 +158,10 @@ _BATCH = _batch_statement()
 
 async def deliver_batch(
     session: AsyncSession, asks: Sequence[tuple[uuid.UUID, uuid.UUID, int]], now: datetime
-) -> dict[uuid.UUID, list[Signal]]:
+) -> dict[uuid.UUID, list[SignalFields]]:
     """Pending signals of each active device in ``asks`` (device, owner, limit), with
     their deliveries recorded; devices that are no longer active are left out."""
-    answers: dict[uuid.UUID, list[Signal]] = {}
+    answers: dict[uuid.UUID, list[SignalFields]] = {}
     if session.get_bind().dialect.name == "sqlite":
         repo = DeliveryRepository(session)
         for device_id, owner_id, limit in asks:
@@ -174,7 +175,7 @@ async def deliver_batch(
         "limits": [limit for _, _, limit in asks],
         "now": now,
     }
-    found: defaultdict[uuid.UUID, list[Signal]] = defaultdict(list)
+    found: defaultdict[uuid.UUID, list[SignalFields]] = defaultdict(list)
     for device_id, signal in await session.execute(_BATCH, values):
         rows = found[device_id]
         if signal is not None:
@@ -194,9 +195,10 @@ class DeliveryBatcher:
 
     async def deliver(
         self, device_id: uuid.UUID, owner_id: uuid.UUID, limit: int
-    ) -> Sequence[Signal] | None:
+    ) -> Sequence[SignalFields] | None:
         """The device's pending signals, delivered; None if the device is no longer active."""
-        answer: asyncio.Future[Sequence[Signal] | None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[Sequence[SignalFields] | None] = loop.create_future()
         self._asks.append(_Ask(device_id, owner_id, limit, answer))
         if not self._gathering:
             self._gathering = True

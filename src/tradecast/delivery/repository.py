@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     Integer,
@@ -20,13 +20,13 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from tradecast.db import UTCDateTime
 from tradecast.delivery.models import Delivery
 from tradecast.devices.models import Device
 from tradecast.signals.models import Decision, Signal, SignalApproval
+from tradecast.signals.schemas import SignalFields
 from tradecast.users.models import DeliveryMode, User
 
 # A literal, not a bind parameter: the planner can then match the partial index
@@ -109,9 +109,9 @@ def _deliver_pending_statement() -> Select[Any]:
             select(device_id, pending.c.id, now, now, literal(1)),
         )
     ).cte("delivered")
-    signal = aliased(Signal, pending)
+    # Core columns, not ORM entities: the poll only serialises them.
     return (
-        select(touched.c.id, signal)
+        select(touched.c.id.label("touched_device"), *pending.c)
         .select_from(touched.outerjoin(pending, true()))
         .add_cte(delivered)
         .order_by(pending.c.created_at, pending.c.id)
@@ -132,6 +132,23 @@ def delivery_upsert(insert: Any) -> Any:
 _DELIVER_PENDING = _deliver_pending_statement()
 
 
+async def deliver_pending_at_once(
+    connection: AsyncConnection,
+    device_id: uuid.UUID,
+    owner_id: uuid.UUID,
+    now: datetime,
+    limit: int,
+) -> Sequence[SignalFields] | None:
+    """PostgreSQL: the whole poll as one statement on ``connection`` (autocommit, or
+    inside the caller's transaction); None if the device is not active."""
+    values = {"device_id": device_id, "owner_id": owner_id, "now": now, "limit": limit}
+    rows = (await connection.execute(_DELIVER_PENDING, values)).all()
+    if not rows:
+        return None
+    # A Row has every column of the signal as an attribute, which is what SignalFields asks.
+    return [cast(SignalFields, row) for row in rows if row.id is not None]
+
+
 class DeliveryRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -144,7 +161,7 @@ class DeliveryRepository:
 
     async def deliver_pending(
         self, device_id: uuid.UUID, owner_id: uuid.UUID, now: datetime, limit: int
-    ) -> Sequence[Signal] | None:
+    ) -> Sequence[SignalFields] | None:
         """The pending signals, with their deliveries and the device's ``last_poll`` recorded;
         None when the device is no longer active (deleted since its key was cached).
 
@@ -160,15 +177,9 @@ class DeliveryRepository:
             signals = await self.pending_signals_for(device_id, owner_id, now, limit)
             await self.record_deliveries(device_id, [signal.id for signal in signals], now)
             return signals
-        if not self.session.in_transaction():
-            # One statement is atomic by itself: run it without the BEGIN and COMMIT
-            # round trips (the request's unit of work then has nothing left to commit).
-            await self.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-        values = {"device_id": device_id, "owner_id": owner_id, "now": now, "limit": limit}
-        rows = (await self.session.execute(_DELIVER_PENDING, values)).all()
-        if not rows:
-            return None
-        return [signal for _, signal in rows if signal is not None]
+        return await deliver_pending_at_once(
+            await self.session.connection(), device_id, owner_id, now, limit
+        )
 
     async def record_deliveries(
         self, device_id: uuid.UUID, signal_ids: Sequence[uuid.UUID], now: datetime

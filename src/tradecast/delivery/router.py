@@ -5,7 +5,6 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from tradecast.config import AppSettings
-from tradecast.db import DbSession
 from tradecast.delivery import service
 from tradecast.delivery.schemas import PollOut
 from tradecast.delivery.wakeups import hub_of
@@ -26,7 +25,6 @@ router = APIRouter(prefix="/api/v1/exec", tags=["delivery"])
 async def poll(
     request: Request,
     key: SignedDeviceKey,
-    session: DbSession,
     settings: AppSettings,
     limit: Annotated[int, Query(ge=1, le=200, description="Most signals to return.")] = 50,
     wait: Annotated[
@@ -42,7 +40,7 @@ async def poll(
     if key.owner_id is None:  # device keys always carry their owner
         raise UnknownKey()
     signals = await service.poll(
-        session,
+        request.app.state.db,
         hub_of(request),
         request.app.state.delivery_batcher,
         device_id=key.key_id,

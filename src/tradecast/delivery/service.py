@@ -6,18 +6,17 @@ import time
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
+from tradecast.db import Database
 from tradecast.delivery.batch import DeliveryBatcher
-from tradecast.delivery.repository import DeliveryRepository
+from tradecast.delivery.repository import DeliveryRepository, deliver_pending_at_once
 from tradecast.delivery.wakeups import WakeupHub
 from tradecast.kit import clock
-from tradecast.signals.models import Signal
+from tradecast.signals.schemas import SignalFields
 from tradecast.signed.errors import KeyInactive
 
 
 async def poll(
-    session: AsyncSession,
+    db: Database,
     hub: WakeupHub,
     batcher: DeliveryBatcher,
     *,
@@ -25,28 +24,28 @@ async def poll(
     owner_id: uuid.UUID,
     limit: int,
     wait_s: float,
-) -> Sequence[Signal]:
+) -> Sequence[SignalFields]:
     """The signals pending for a device, waiting up to ``wait_s`` for one to appear.
 
     Delivery is at least once: a signal is returned by every poll until the
     device ACKs it or reports an error. Each returned signal's delivery is
     recorded (first time kept), and the device's ``last_poll`` is updated.
     A device deleted since its key was verified answers ``KeyInactive``.
+
+    Each look is its own unit of work, committed before the answer is built
+    (``docs/DELIVERY.md``); nothing is held open while the poll waits.
     """
-    repo = DeliveryRepository(session)
     deadline = time.monotonic() + wait_s
     # Subscribe before looking, so that a signal committed in between still wakes us.
     with hub.subscribe(owner_id) as subscription:
-        signals = await _deliver(repo, device_id, owner_id, limit)
+        signals = await look(db, device_id, owner_id, limit)
         while not signals:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return signals
-            # Hold no transaction (on SQLite: no lock) while the request waits.
-            await session.rollback()
             if not await hub.wait(subscription, remaining):
                 # Timed out: one last look, then answer with whatever is there.
-                return await _deliver(repo, device_id, owner_id, limit)
+                return await look(db, device_id, owner_id, limit)
             # Woken: wait on fresh events from here, then look together with the
             # other polls this notification woke (delivery/batch.py).
             subscription = hub.renew(subscription)
@@ -54,13 +53,28 @@ async def poll(
         return signals
 
 
-async def _deliver(
-    repo: DeliveryRepository, device_id: uuid.UUID, owner_id: uuid.UUID, limit: int
-) -> Sequence[Signal]:
-    return _active(await repo.deliver_pending(device_id, owner_id, clock.utcnow(), limit))
+async def look(
+    db: Database, device_id: uuid.UUID, owner_id: uuid.UUID, limit: int
+) -> Sequence[SignalFields]:
+    """One look: the pending signals, their deliveries and ``last_poll`` recorded.
+
+    On PostgreSQL one statement in autocommit (no BEGIN/COMMIT round trips); on
+    SQLite three statements in one transaction.
+    """
+    now = clock.utcnow()
+    found: Sequence[SignalFields] | None
+    if db.is_sqlite:
+        async with db.sessionmaker() as session, session.begin():
+            found = await DeliveryRepository(session).deliver_pending(
+                device_id, owner_id, now, limit
+            )
+    else:
+        async with db.autocommit.connect() as connection:
+            found = await deliver_pending_at_once(connection, device_id, owner_id, now, limit)
+    return _active(found)
 
 
-def _active(signals: Sequence[Signal] | None) -> Sequence[Signal]:
+def _active(signals: Sequence[SignalFields] | None) -> Sequence[SignalFields]:
     if signals is None:
         raise KeyInactive()
     return signals

@@ -13,7 +13,7 @@ from tradecast.devices.models import Device
 from tradecast.devices.repository import DeviceRepository
 from tradecast.kit.request_context import current
 from tradecast.kit.secretbox import SecretBox
-from tradecast.signed.dependencies import AppSecretBox, verify_request
+from tradecast.signed.dependencies import AppSecretBox, secretbox, verify_request
 from tradecast.signed.errors import KeyInactive, UnknownKey
 from tradecast.signed.keycache import KeyCache
 from tradecast.signed.verification import KeyLookup, SigningKey
@@ -47,14 +47,16 @@ def forget_key_after_commit(request: Request, device_id: uuid.UUID) -> None:
     after_commit(request, lambda: cache.forget(device_id))
 
 
-async def signed_device_key(request: Request, box: AppSecretBox) -> SigningKey:
+async def signed_device_key(request: Request) -> SigningKey:
     """Verify the signature; the key may come from the process's key cache.
 
     For endpoints that check the device row themselves in their unit of work
     (the poll does, in the statement that records ``last_poll``): nothing here
     touches the database when the key is cached.
     """
-    key = await verify_request(request, device_key_lookup(box), device_keys(request))
+    # The secret box straight from the app, not as a sub-dependency: on the hottest
+    # path each resolved dependency is measurable.
+    key = await verify_request(request, device_key_lookup(secretbox(request)), device_keys(request))
     context = current()
     if context is not None:
         context.device_id = str(key.key_id)

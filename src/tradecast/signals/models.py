@@ -76,9 +76,14 @@ class Signal(UUIDPrimaryKey, Base):
     def status_at(self, now: datetime) -> SignalStatus:
         """The truthful status: an open signal past ``expires_at`` is expired, whether or
         not the periodic expiry job has stored that yet."""
-        if self.status is SignalStatus.OPEN and self.expires_at <= now:
-            return SignalStatus.EXPIRED
-        return self.status
+        return truthful_status(self.status, self.expires_at, now)
+
+
+def truthful_status(status: SignalStatus, expires_at: datetime, now: datetime) -> SignalStatus:
+    """``Signal.status_at`` for values read without the ORM (the poll's rows)."""
+    if status is SignalStatus.OPEN and expires_at <= now:
+        return SignalStatus.EXPIRED
+    return status
 
 
 class SignalApproval(Base):

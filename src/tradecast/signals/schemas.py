@@ -3,12 +3,19 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Protocol
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from tradecast.kit import clock
 from tradecast.kit.decimals import DecimalText, PositiveDecimal
-from tradecast.signals.models import Decision, OrderType, Side, Signal, SignalStatus
+from tradecast.signals.models import (
+    Decision,
+    OrderType,
+    Side,
+    SignalStatus,
+    truthful_status,
+)
 
 INSTRUMENT_PATTERN = r"^[A-Z0-9._-]{1,32}$"
 # Any text but control characters: producers use their own order ids here.
@@ -95,6 +102,35 @@ class SignalCreate(BaseModel):
         return value.astimezone(UTC)
 
 
+class SignalFields(Protocol):
+    """What ``SignalOut`` reads: a ``Signal``, or a row of the poll's Core statement."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def instrument(self) -> str: ...
+    @property
+    def side(self) -> Side: ...
+    @property
+    def order_type(self) -> OrderType: ...
+    @property
+    def entry_price(self) -> Decimal | None: ...
+    @property
+    def stop_loss(self) -> Decimal | None: ...
+    @property
+    def take_profit(self) -> Decimal | None: ...
+    @property
+    def volume(self) -> Decimal | None: ...
+    @property
+    def expires_at(self) -> datetime: ...
+    @property
+    def status(self) -> SignalStatus: ...
+    @property
+    def external_id(self) -> str | None: ...
+    @property
+    def created_at(self) -> datetime: ...
+
+
 class SignalOut(BaseModel):
     id: uuid.UUID
     instrument: str
@@ -110,7 +146,7 @@ class SignalOut(BaseModel):
     created_at: datetime
 
     @classmethod
-    def of(cls, signal: Signal, now: datetime) -> SignalOut:
+    def of(cls, signal: SignalFields, now: datetime) -> SignalOut:
         return cls(
             id=signal.id,
             instrument=signal.instrument,
@@ -121,7 +157,7 @@ class SignalOut(BaseModel):
             take_profit=signal.take_profit,
             volume=signal.volume,
             expires_at=signal.expires_at,
-            status=signal.status_at(now),
+            status=truthful_status(signal.status, signal.expires_at, now),
             external_id=signal.external_id,
             created_at=signal.created_at,
         )
