@@ -141,8 +141,14 @@ class Database:
             _configure_sqlite(self.engine)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         # The same pool, each connection in autocommit while it is checked out: for a
-        # unit of work that is one atomic statement and needs no BEGIN or COMMIT.
-        self.autocommit: AsyncEngine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        # unit of work that is one atomic statement and needs no BEGIN or COMMIT. Not on
+        # SQLite, whose every transaction starts with our BEGIN IMMEDIATE (below), which
+        # an autocommit connection would never end.
+        self.autocommit: AsyncEngine = (
+            self.engine
+            if self.is_sqlite
+            else self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
 
     async def dispose(self) -> None:
         await self.engine.dispose()

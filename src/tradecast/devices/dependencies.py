@@ -6,11 +6,10 @@ import uuid
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from tradecast.db import DbSession, after_commit
+from tradecast.db import Database, DbSession, after_commit
 from tradecast.devices.models import Device
-from tradecast.devices.repository import DeviceRepository
+from tradecast.devices.repository import DeviceRepository, signing_row
 from tradecast.kit.request_context import current
 from tradecast.kit.secretbox import SecretBox
 from tradecast.signed.dependencies import AppSecretBox, secretbox, verify_request
@@ -19,11 +18,15 @@ from tradecast.signed.keycache import KeyCache
 from tradecast.signed.verification import KeyLookup, SigningKey
 
 
-def device_key_lookup(box: SecretBox) -> KeyLookup:
-    """Find a device's signing key by id, opening its sealed secret with ``box``."""
+def device_key_lookup(db: Database, box: SecretBox) -> KeyLookup:
+    """Find a device's signing key by id, opening its sealed secret with ``box``.
 
-    async def lookup(session: AsyncSession, key_id: uuid.UUID) -> SigningKey | None:
-        device = await DeviceRepository(session).get(key_id)
+    One indexed read on an autocommit connection: no session, no transaction.
+    """
+
+    async def lookup(key_id: uuid.UUID) -> SigningKey | None:
+        async with db.autocommit.connect() as connection:
+            device = await signing_row(connection, key_id)
         if device is None:
             return None
         if not device.is_active:
@@ -33,6 +36,11 @@ def device_key_lookup(box: SecretBox) -> KeyLookup:
         return SigningKey(key_id=device.id, secret=secret, is_active=True, owner_id=device.user_id)
 
     return lookup
+
+
+async def _verify(request: Request, box: SecretBox) -> SigningKey:
+    lookup = device_key_lookup(request.app.state.db, box)
+    return await verify_request(request, lookup, device_keys(request))
 
 
 def device_keys(request: Request) -> KeyCache:
@@ -56,7 +64,7 @@ async def signed_device_key(request: Request) -> SigningKey:
     """
     # The secret box straight from the app, not as a sub-dependency: on the hottest
     # path each resolved dependency is measurable.
-    key = await verify_request(request, device_key_lookup(secretbox(request)), device_keys(request))
+    key = await _verify(request, secretbox(request))
     context = current()
     if context is not None:
         context.device_id = str(key.key_id)
@@ -74,7 +82,7 @@ async def signed_device(
     anything else touches ``session`` (on SQLite the first statement of the
     unit of work takes the write lock that the nonce claim also needs).
     """
-    key = await verify_request(request, device_key_lookup(box), device_keys(request))
+    key = await _verify(request, box)
     device = await DeviceRepository(session).get(key.key_id)
     # Deleted, or its owner's account removed, between verification and here.
     if device is None:

@@ -3,11 +3,22 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Row, Uuid, bindparam, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from tradecast.devices.models import Device
 from tradecast.users.models import User
+
+_SIGNING_ROW = select(Device.id, Device.user_id, Device.is_active, Device.secret_sealed).where(
+    Device.id == bindparam("device_id", type_=Uuid())
+)
+
+
+async def signing_row(
+    connection: AsyncConnection, device_id: uuid.UUID
+) -> Row[uuid.UUID, uuid.UUID, bool, str] | None:
+    """What verifying a device's signature needs of its row, read without the ORM."""
+    return (await connection.execute(_SIGNING_ROW, {"device_id": device_id})).first()
 
 
 class DeviceRepository:

@@ -5,8 +5,8 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from tradecast.db import Database
 from tradecast.kit.request_context import current
 from tradecast.producers import service
 from tradecast.signed.dependencies import secretbox, verify_request
@@ -23,9 +23,11 @@ class AuthenticatedProducer:
 async def signed_producer(request: Request) -> AuthenticatedProducer:
     """Verify the request's producer signature (SPEC §2); raises the 401 problems."""
     box = secretbox(request)
+    db: Database = request.app.state.db
 
-    async def lookup(session: AsyncSession, key_id: uuid.UUID) -> SigningKey | None:
-        return await service.signing_key(session, box, key_id)
+    async def lookup(key_id: uuid.UUID) -> SigningKey | None:
+        async with db.sessionmaker() as session:
+            return await service.signing_key(session, box, key_id)
 
     key = await verify_request(request, lookup)
     context = current()

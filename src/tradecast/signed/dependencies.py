@@ -16,9 +16,7 @@ async def verify_request(
     and the 429 of the key's rate limit (``signed/gate.py``). Keys found in ``cache``
     skip the lookup."""
     state = request.app.state
-    return await verify_signed_request(
-        request, state.db, state.signed_gate, state.settings, lookup, cache
-    )
+    return await verify_signed_request(request, state.signed_gate, state.settings, lookup, cache)
 
 
 def secretbox(request: Request) -> SecretBox:

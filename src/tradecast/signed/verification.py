@@ -15,10 +15,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from fastapi import Request
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from tradecast.config import Settings
-from tradecast.db import Database
 from tradecast.kit import clock, signing
 from tradecast.signed.errors import (
     BadSignature,
@@ -44,7 +42,8 @@ class SigningKey:
     owner_id: uuid.UUID | None = None
 
 
-KeyLookup = Callable[[AsyncSession, uuid.UUID], Awaitable[SigningKey | None]]
+# Finds a key by id (its own database access, outside the request's unit of work).
+KeyLookup = Callable[[uuid.UUID], Awaitable[SigningKey | None]]
 
 
 @dataclass(frozen=True)
@@ -85,7 +84,6 @@ def request_path(request: Request) -> str:
 
 async def verify_signed_request(
     request: Request,
-    db: Database,
     gate: AdmissionGate,
     settings: Settings,
     lookup: KeyLookup,
@@ -97,8 +95,7 @@ async def verify_signed_request(
     key = cache.get(headers.key_id) if cache is not None else None
     if key is None:
         epoch = cache.epoch if cache is not None else 0
-        async with db.sessionmaker() as session:
-            key = await lookup(session, headers.key_id)
+        key = await lookup(headers.key_id)
         if key is not None and cache is not None:
             cache.put(key, epoch=epoch)
     if key is None:
