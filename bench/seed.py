@@ -57,9 +57,8 @@ SELECT md5('signal' || s)::uuid, md5('user' || u)::uuid,
 FROM generate_series(1, {users}) AS u, generate_series({signals} - {open_signals} + 1, {signals}) AS s
 WHERE u % {approval_users_every} = 0;
 
-INSERT INTO deliveries (device_id, signal_id, first_delivered_at, last_delivered_at,
-                        delivery_count, settled_at)
-SELECT md5('device' || d)::uuid, md5('signal' || s)::uuid, now(), now(), 1,
+INSERT INTO deliveries (device_id, signal_id, first_delivered_at, settled_at)
+SELECT md5('device' || d)::uuid, md5('signal' || s)::uuid, now(),
        CASE WHEN s <= {signals} - {open_signals} + {settled_per_device} THEN now() END
 FROM generate_series(1, {users} * {devices_per_user}) AS d, generate_series({signals} - {open_signals} + 1, {signals} - {open_signals} + {delivered_per_device}) AS s;
 

@@ -53,7 +53,6 @@ from sqlalchemy import (
     bindparam,
     exists,
     func,
-    literal,
     or_,
     select,
     true,
@@ -139,8 +138,8 @@ def _batch_statement() -> Select[Any]:
     )
     delivered = delivery_upsert(
         postgresql.insert(Delivery).from_select(
-            ["device_id", "signal_id", "first_delivered_at", "last_delivered_at", "delivery_count"],
-            select(pending.c.for_device, pending.c.id, now, now, literal(1))
+            ["device_id", "signal_id", "first_delivered_at"],
+            select(pending.c.for_device, pending.c.id, now)
             .where(pending.c.id.is_not(None))
             .order_by(pending.c.for_device, pending.c.id),
         )

@@ -12,8 +12,10 @@ from tradecast.db import Base
 class Delivery(Base):
     """What one device was given of one signal, and whether it has answered.
 
-    ``settled_at`` is set by the device's ACK or error report; until then the
-    signal stays in the device's poll (at-least-once delivery).
+    Written once, by the first poll that hands the device the signal; later
+    polls returning it again write nothing. ``settled_at`` is set by the
+    device's ACK or error report; until then the signal stays in the device's
+    poll (at-least-once delivery).
     """
 
     __tablename__ = "deliveries"
@@ -24,6 +26,4 @@ class Delivery(Base):
     )
     signal_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("signals.id"), primary_key=True)
     first_delivered_at: Mapped[datetime]
-    last_delivered_at: Mapped[datetime]
-    delivery_count: Mapped[int] = mapped_column(default=1)
     settled_at: Mapped[datetime | None]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -13,7 +13,7 @@ from sqlalchemy import (
     Uuid,
     bindparam,
     exists,
-    literal,
+    or_,
     select,
     text,
     true,
@@ -73,9 +73,25 @@ def _pending_statement() -> Select[Signal]:
 
 _PENDING = _pending_statement()
 
+# ``last_poll`` is kept to within this much: a device polling every few seconds
+# rewrites its row once in this interval, not on every poll. It only has to tell
+# whether the device polled within DEVICE_ONLINE_S (300 s).
+LAST_POLL_STEP = timedelta(seconds=10)
+
+_ACTIVE = select(Device.id).where(
+    Device.id == bindparam("device_id", type_=Uuid()), Device.is_active.is_(True)
+)
+
 _TOUCH = (
     update(Device)
-    .where(Device.id == bindparam("device_id", type_=Uuid()), Device.is_active.is_(True))
+    .where(
+        Device.id == bindparam("device_id", type_=Uuid()),
+        Device.is_active.is_(True),
+        or_(
+            Device.last_poll.is_(None),
+            Device.last_poll < bindparam("stale_before", type_=UTCDateTime()),
+        ),
+    )
     .values(last_poll=bindparam("now", type_=UTCDateTime()))
     .returning(Device.id)
 )
@@ -91,42 +107,42 @@ def pending_signals_query(
 def _deliver_pending_statement() -> Select[Any]:
     """PostgreSQL: the whole poll in one statement.
 
-    ``touched`` records ``last_poll`` on the device row if it is active,
-    ``pending`` is the pending query (empty unless the device was touched),
-    ``delivered`` upserts their deliveries. The main query reads ``touched``
-    first, so the device row is locked before any of its delivery rows (the
-    data-modifying ``delivered`` runs after the main query): the lock order of
-    every writer of a device's rows. One row per pending signal, one row
-    without a signal if none is pending, no row if the device is not active.
+    ``device`` is the device's row if it is active; ``touched`` moves its
+    ``last_poll`` on when the stored one is older than ``LAST_POLL_STEP``;
+    ``pending`` is the pending query (empty unless the device is active);
+    ``delivered`` records first deliveries. The main query reads ``touched``,
+    so its row lock is taken during the main query, before ``delivered`` (a
+    data-modifying CTE the main query does not read, run after it) inserts
+    any delivery row: the device-then-deliveries order every writer of a
+    device's rows keeps. One row per pending signal, one row without a
+    signal if none is pending, no row if the device is not active.
+
+    In the steady state — a device polling every few seconds for signals it
+    was already given — the statement writes nothing at all.
     """
     now = bindparam("now", type_=UTCDateTime())
     device_id = bindparam("device_id", type_=Uuid())
+    device = _ACTIVE.cte("device")
     touched = _TOUCH.cte("touched")
-    pending = _PENDING.where(exists(select(touched.c.id))).cte("pending")
+    pending = _PENDING.where(exists(select(device.c.id))).cte("pending")
     delivered = delivery_upsert(
         postgresql.insert(Delivery).from_select(
-            ["device_id", "signal_id", "first_delivered_at", "last_delivered_at", "delivery_count"],
-            select(device_id, pending.c.id, now, now, literal(1)),
+            ["device_id", "signal_id", "first_delivered_at"],
+            select(device_id, pending.c.id, now),
         )
     ).cte("delivered")
     # Core columns, not ORM entities: the poll only serialises them.
     return (
-        select(touched.c.id.label("touched_device"), *pending.c)
-        .select_from(touched.outerjoin(pending, true()))
+        select(device.c.id.label("active_device"), *pending.c)
+        .select_from(device.outerjoin(touched, true()).outerjoin(pending, true()))
         .add_cte(delivered)
         .order_by(pending.c.created_at, pending.c.id)
     )
 
 
 def delivery_upsert(insert: Any) -> Any:
-    """First delivery time kept, last one and the count moved on."""
-    return insert.on_conflict_do_update(
-        index_elements=[Delivery.device_id, Delivery.signal_id],
-        set_={
-            "last_delivered_at": insert.excluded.last_delivered_at,
-            "delivery_count": Delivery.delivery_count + 1,
-        },
-    )
+    """The first delivery is recorded; giving the signal again writes nothing."""
+    return insert.on_conflict_do_nothing(index_elements=[Delivery.device_id, Delivery.signal_id])
 
 
 _DELIVER_PENDING = _deliver_pending_statement()
@@ -141,7 +157,13 @@ async def deliver_pending_at_once(
 ) -> Sequence[SignalFields] | None:
     """PostgreSQL: the whole poll as one statement on ``connection`` (autocommit, or
     inside the caller's transaction); None if the device is not active."""
-    values = {"device_id": device_id, "owner_id": owner_id, "now": now, "limit": limit}
+    values = {
+        "device_id": device_id,
+        "owner_id": owner_id,
+        "now": now,
+        "stale_before": now - LAST_POLL_STEP,
+        "limit": limit,
+    }
     rows = (await connection.execute(_DELIVER_PENDING, values)).all()
     if not rows:
         return None
@@ -166,14 +188,15 @@ class DeliveryRepository:
         None when the device is no longer active (deleted since its key was cached).
 
         On PostgreSQL the ``last_poll`` update, the pending query and the delivery
-        upsert are one statement (data-modifying CTEs); SQLite has no DML in CTEs
-        and takes three.
+        insert are one statement (data-modifying CTEs); SQLite has no DML in CTEs
+        and takes four.
         """
         if self.session.get_bind().dialect.name == "sqlite":
             # The device row first, as every writer of a device's rows does (ACKs
             # update last_ack before settling): one order, so no deadlock.
-            if not await self.touch_last_poll(device_id, now):
+            if await self.session.scalar(_ACTIVE, {"device_id": device_id}) is None:
                 return None
+            await self.touch_last_poll(device_id, now)
             signals = await self.pending_signals_for(device_id, owner_id, now, limit)
             await self.record_deliveries(device_id, [signal.id for signal in signals], now)
             return signals
@@ -184,7 +207,7 @@ class DeliveryRepository:
     async def record_deliveries(
         self, device_id: uuid.UUID, signal_ids: Sequence[uuid.UUID], now: datetime
     ) -> None:
-        """Upsert one row per (device, signal): the first delivery time is kept, the count grows."""
+        """One row per (device, signal), written by the first delivery only."""
         if not signal_ids:
             return
         dialect = sqlite if self.session.get_bind().dialect.name == "sqlite" else postgresql
@@ -194,18 +217,16 @@ class DeliveryRepository:
                     "device_id": device_id,
                     "signal_id": signal_id,
                     "first_delivered_at": now,
-                    "last_delivered_at": now,
-                    "delivery_count": 1,
                 }
                 for signal_id in signal_ids
             ]
         )
         await self.session.execute(delivery_upsert(insert))
 
-    async def touch_last_poll(self, device_id: uuid.UUID, now: datetime) -> bool:
-        """Record the poll on an active device; False if the device is not active."""
-        touched = await self.session.execute(_TOUCH, {"device_id": device_id, "now": now})
-        return touched.first() is not None
+    async def touch_last_poll(self, device_id: uuid.UUID, now: datetime) -> None:
+        """Record the poll, unless the stored ``last_poll`` is within ``LAST_POLL_STEP``."""
+        values = {"device_id": device_id, "now": now, "stale_before": now - LAST_POLL_STEP}
+        await self.session.execute(_TOUCH, values)
 
     async def delivery(self, device_id: uuid.UUID, signal_id: uuid.UUID) -> Delivery | None:
         return await self.session.get(Delivery, (device_id, signal_id))
