@@ -18,6 +18,7 @@ import os
 import random
 import statistics
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -31,6 +32,8 @@ from bench.servers import serve
 from tradecast.kit import signing
 
 POLL = "/api/v1/exec/poll"
+RAMP_PER_S = 2_000
+WARM_UP_ROUNDS = 3
 
 
 @dataclass(frozen=True)
@@ -79,9 +82,19 @@ def _signed_poll(n: int, wait: int) -> tuple[str, dict[str, str]]:
 
 
 async def _device_long_poll(
-    host: str, port: int, n: int, ready: asyncio.Event, arrived: list[float]
+    host: str,
+    port: int,
+    n: int,
+    ready: asyncio.Event,
+    arrived: list[float],
+    outcomes: Counter[str],
 ) -> None:
-    connection = await Connection.open(host, port)
+    try:
+        connection = await Connection.open(host, port)
+    except OSError as exc:
+        outcomes[type(exc).__name__] += 1
+        ready.set()
+        return
     try:
         target, headers = _signed_poll(n, 30)
         request = asyncio.create_task(connection.request("GET", target, headers))
@@ -89,6 +102,11 @@ async def _device_long_poll(
         response = await request
         if response.status == 200 and b'"signals":[{' in response.body:
             arrived.append(time.perf_counter())
+            outcomes["received"] += 1
+        else:
+            outcomes[f"{response.status} {response.body[:80]!r}"] += 1
+    except (OSError, asyncio.IncompleteReadError) as exc:
+        outcomes[type(exc).__name__] += 1
     finally:
         connection.close()
 
@@ -124,17 +142,16 @@ async def _admin_token(url: str) -> str:
         return str(login.json()["access_token"])
 
 
-async def _publish(url: str, token: str) -> float:
+async def _publish(client: httpx.AsyncClient, token: str) -> float:
     """Publish one signal; returns when the publishing request started."""
-    async with httpx.AsyncClient(base_url=url) as client:
-        started = time.perf_counter()
-        response = await client.post(
-            "/api/v1/signals",
-            json={"instrument": "EURUSD", "side": "buy", "order_type": "market"},
-            headers={"Authorization": f"Bearer {token}"},
-        )
-        response.raise_for_status()
-        return started
+    started = time.perf_counter()
+    response = await client.post(
+        "/api/v1/signals",
+        json={"instrument": "EURUSD", "side": "buy", "order_type": "market"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    response.raise_for_status()
+    return started
 
 
 async def _cancel_open(url: str, token: str) -> None:
@@ -158,24 +175,37 @@ def _figures(
     )
 
 
-async def long_poll_run(url: str, pid: int, devices: int, token: str) -> Figures:
+async def long_poll_run(
+    url: str, pid: int, devices: int, token: str, *, report: bool = True
+) -> Figures:
     parsed = urlparse(url)
     host, port = parsed.hostname or "127.0.0.1", parsed.port or 80
     before = _rss_kib(pid)
     arrived: list[float] = []
+    outcomes: Counter[str] = Counter()
     readies = [asyncio.Event() for _ in range(devices)]
-    tasks = [
-        asyncio.create_task(_device_long_poll(host, port, i + 1, readies[i], arrived))
-        for i in range(devices)
-    ]
+    tasks = []
+    # The fleet comes online at about RAMP_PER_S terminals a second, as a real one
+    # does; a herd of 10,000 first looks in the same instant is another test.
+    for i in range(devices):
+        tasks.append(
+            asyncio.create_task(_device_long_poll(host, port, i + 1, readies[i], arrived, outcomes))
+        )
+        if i % 100 == 99:
+            await asyncio.sleep(100 / RAMP_PER_S)
     await asyncio.gather(*(ready.wait() for ready in readies))
     await asyncio.sleep(2 + devices / 2000)  # let every poll reach its wait
     during = _rss_kib(pid)
-    started = await _publish(url, token)
+    async with httpx.AsyncClient(base_url=url) as publisher:
+        await publisher.get("/healthz")  # the connection is open before the clock starts
+        started = await _publish(publisher, token)
     await asyncio.wait(tasks, timeout=30)
     for task in tasks:
         task.cancel()
     per_wait = (during - before) / devices if devices >= 100 else None
+    missed = {k: v for k, v in outcomes.items() if k != "received"}
+    if report and (missed or len(arrived) < devices):
+        print(f"  {devices} long polls: {devices - len(arrived)} without the signal: {missed}")
     return _figures(devices, "long poll", started, arrived, per_wait)
 
 
@@ -189,7 +219,9 @@ async def plain_poll_run(url: str, devices: int, token: str) -> Figures:
         for i in range(devices)
     ]
     await asyncio.sleep(2)
-    started = await _publish(url, token)
+    async with httpx.AsyncClient(base_url=url) as publisher:
+        await publisher.get("/healthz")
+        started = await _publish(publisher, token)
     await asyncio.wait(tasks, timeout=30)
     stop.set()
     for task in tasks:
@@ -218,6 +250,13 @@ def run(args: argparse.Namespace) -> list[Figures]:
         os.environ.update({k: v for k, v in env.items() if k != "TRADECAST_ENV"})
         with serve("tradecast.main:create_app", workers=args.workers, env=env) as server:
             token = asyncio.run(_admin_token(server.url))
+            # A warm-up round on a few devices first: a service that has been running
+            # has its statements prepared and its key cache filled.
+            for _ in range(WARM_UP_ROUNDS):
+                asyncio.run(
+                    long_poll_run(server.url, server.pid, min(devices, 100), token, report=False)
+                )
+                asyncio.run(_cancel_open(server.url, token))
             rows.append(asyncio.run(long_poll_run(server.url, server.pid, devices, token)))
             asyncio.run(_cancel_open(server.url, token))
             if devices <= args.plain_max:

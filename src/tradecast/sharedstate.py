@@ -12,7 +12,7 @@ two test runs) sharing one Redis apart.
 
 from __future__ import annotations
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from tradecast.config import Settings
 from tradecast.errors import ServiceUnavailable
@@ -20,6 +20,9 @@ from tradecast.errors import ServiceUnavailable
 # How long a client should wait before retrying while Redis is down: a restart or a
 # failover usually takes a few seconds, and sooner would only add load.
 REDIS_RETRY_AFTER_S = 2
+# Connections per server process, and how long a request waits for one of them.
+REDIS_POOL_SIZE = 32
+REDIS_POOL_WAIT_S = 5.0
 
 
 class RedisUnavailable(ServiceUnavailable):
@@ -44,14 +47,20 @@ def connect(settings: Settings) -> Redis:
     down at start-up does not keep the server from starting (requests answer 503)."""
     if not settings.redis_url:
         raise ValueError("connect() needs TRADECAST_REDIS_URL")
-    client: Redis = Redis.from_url(
+    # A bounded pool that makes a request wait for a free connection: an unbounded
+    # one opens a connection per concurrent request, and a burst (every terminal
+    # reconnecting at once) then spends itself connecting, timing out into 503s.
+    pool = BlockingConnectionPool.from_url(
         settings.redis_url,
+        max_connections=REDIS_POOL_SIZE,
+        timeout=REDIS_POOL_WAIT_S,
         socket_timeout=settings.redis_timeout_s,
         socket_connect_timeout=settings.redis_timeout_s,
         health_check_interval=30,
         # Named, so `CLIENT LIST` on a shared Redis tells which deployment a connection serves.
         client_name=f"{settings.redis_prefix}-server",
     )
+    client: Redis = Redis.from_pool(pool)  # the client closes the pool with itself
     return client
 
 
