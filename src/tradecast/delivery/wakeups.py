@@ -36,23 +36,47 @@ class WakeupRelay(Protocol):
         ...
 
 
+class Generation:
+    """One round of a wake-up: the futures of the polls waiting on it.
+
+    Firing resolves every future and marks the generation spent; a poll that
+    comes to wait on a spent generation returns at once (its subscription
+    saw the notification). One future per waiting poll, resolved directly:
+    no task per poll, nothing to cancel afterwards.
+    """
+
+    __slots__ = ("fired", "waiters")
+
+    def __init__(self) -> None:
+        self.fired = False
+        self.waiters: set[asyncio.Future[bool]] = set()
+
+    def fire(self) -> None:
+        self.fired = True
+        waiters, self.waiters = self.waiters, set()
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(True)
+
+
 @dataclass(frozen=True)
 class Subscription:
     user_id: uuid.UUID
-    everyone: asyncio.Event
-    owner: asyncio.Event
+    everyone: Generation
+    owner: Generation
 
 
 class WakeupHub:
-    """Generation events: notifying sets the current event and starts a new one.
+    """Notifying fires the current generation and starts a new one.
 
-    Waking N waiters costs one ``Event.set``; waiters share the events instead
-    of each holding a queue, so a held long poll costs little memory.
+    Waking N waiters costs N ``set_result`` calls and nothing per waiter
+    besides; waiters share the generations instead of each holding a queue,
+    so a held long poll costs little memory.
     """
 
     def __init__(self) -> None:
-        self._everyone = asyncio.Event()
-        self._per_user: dict[uuid.UUID, asyncio.Event] = {}
+        self._everyone = Generation()
+        self._per_user: dict[uuid.UUID, Generation] = {}
         self._subscribers: dict[uuid.UUID, int] = {}
         self.relay: WakeupRelay | None = None
 
@@ -60,7 +84,7 @@ class WakeupHub:
     def subscribe(self, user_id: uuid.UUID) -> Iterator[Subscription]:
         owner = self._per_user.get(user_id)
         if owner is None:
-            owner = self._per_user[user_id] = asyncio.Event()
+            owner = self._per_user[user_id] = Generation()
         self._subscribers[user_id] = self._subscribers.get(user_id, 0) + 1
         try:
             yield Subscription(user_id=user_id, everyone=self._everyone, owner=owner)
@@ -68,14 +92,14 @@ class WakeupHub:
             self._unsubscribe(user_id)
 
     def renew(self, subscription: Subscription) -> Subscription:
-        """The events to wait on after a wake-up: those of ``subscription`` have fired.
+        """The generations to wait on after a wake-up: those of ``subscription`` fired.
 
         Call it before looking again, as ``subscribe`` is called before the first look.
         """
         user_id = subscription.user_id
         owner = self._per_user.get(user_id)
         if owner is None:  # pragma: no cover - present while the subscription is open
-            owner = self._per_user[user_id] = asyncio.Event()
+            owner = self._per_user[user_id] = Generation()
         return Subscription(user_id=user_id, everyone=self._everyone, owner=owner)
 
     def _unsubscribe(self, user_id: uuid.UUID) -> None:
@@ -90,18 +114,20 @@ class WakeupHub:
     @staticmethod
     async def wait(subscription: Subscription, seconds: float) -> bool:
         """True if woken before the timeout."""
-        waits = [
-            asyncio.ensure_future(subscription.everyone.wait()),
-            asyncio.ensure_future(subscription.owner.wait()),
-        ]
+        generations = (subscription.everyone, subscription.owner)
+        if any(generation.fired for generation in generations):
+            return True
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[bool] = loop.create_future()
+        for generation in generations:
+            generation.waiters.add(waiter)
+        timer = loop.call_later(max(seconds, 0), _time_out, waiter)
         try:
-            done, _ = await asyncio.wait(
-                waits, timeout=max(seconds, 0), return_when=asyncio.FIRST_COMPLETED
-            )
-            return bool(done)
+            return await waiter
         finally:
-            for task in waits:
-                task.cancel()
+            timer.cancel()
+            for generation in generations:
+                generation.waiters.discard(waiter)
 
     def wake_everyone(self) -> None:
         self.wake_everyone_here()
@@ -129,19 +155,24 @@ class WakeupHub:
         self.wake_everyone_here()
 
     def wake_everyone_here(self) -> None:
-        current, self._everyone = self._everyone, asyncio.Event()
-        current.set()
+        current, self._everyone = self._everyone, Generation()
+        current.fire()
 
     def wake_user_here(self, user_id: uuid.UUID) -> None:
         current = self._per_user.get(user_id)
         if current is not None:
-            # The next subscriber of this user starts on a fresh event.
-            self._per_user[user_id] = asyncio.Event()
-            current.set()
+            # The next subscriber of this user starts on a fresh generation.
+            self._per_user[user_id] = Generation()
+            current.fire()
 
     @property
     def waiting(self) -> int:
         return sum(self._subscribers.values())
+
+
+def _time_out(waiter: asyncio.Future[bool]) -> None:
+    if not waiter.done():
+        waiter.set_result(False)
 
 
 def hub_of(request: Request) -> WakeupHub:
