@@ -5,7 +5,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Select, exists, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -55,18 +55,21 @@ class ExecutionRepository:
         inserted = (await self.session.execute(statement)).first()
         return inserted is not None
 
-    async def link_trade(self, report_id: uuid.UUID, trade_id: uuid.UUID) -> None:
-        await self.session.execute(
-            update(ExecutionReport).where(ExecutionReport.id == report_id).values(trade_id=trade_id)
+    async def signal_and_delivery(
+        self, device_id: uuid.UUID, signal_id: uuid.UUID
+    ) -> tuple[Signal, bool] | None:
+        """The signal, and whether this device was ever given it; None if no such signal."""
+        delivered = (
+            exists()
+            .where(Delivery.device_id == device_id, Delivery.signal_id == signal_id)
+            .label("delivered")
         )
-
-    async def was_delivered(self, device_id: uuid.UUID, signal_id: uuid.UUID) -> bool:
-        found = await self.session.scalar(
-            select(Delivery.signal_id).where(
-                Delivery.device_id == device_id, Delivery.signal_id == signal_id
-            )
-        )
-        return found is not None
+        row = (
+            await self.session.execute(select(Signal, delivered).where(Signal.id == signal_id))
+        ).first()
+        if row is None:
+            return None
+        return row[0], bool(row[1])
 
     async def is_pending_for(
         self, device_id: uuid.UUID, owner_id: uuid.UUID, signal_id: uuid.UUID, now: datetime
@@ -135,25 +138,24 @@ class TradeRepository:
     async def locked_for_fill(self, template: Trade) -> Trade:
         """The trade of (device, signal), created empty if needed, locked for update.
 
-        The insert-if-missing settles two first fills racing to create the row;
-        ``FOR UPDATE`` then serialises their read-modify-write of size and cost
-        (SQLite has no row locks but serialises writers with BEGIN IMMEDIATE).
+        One statement: the insert of the empty trade, or on conflict a no-op update
+        of the existing row, which locks it and returns it. Two first fills racing
+        to create the row settle on one; the row lock then serialises their
+        read-modify-write of size and cost (SQLite serialises writers with BEGIN
+        IMMEDIATE).
         """
         dialect = postgresql if self.session.get_bind().dialect.name != "sqlite" else sqlite
         values = {column.key: getattr(template, column.key) for column in Trade.__table__.columns}
-        await self.session.execute(
-            dialect.insert(Trade)
-            .values(values)
-            .on_conflict_do_nothing(index_elements=["device_id", "signal_id"])
+        insert = dialect.insert(Trade).values(values)
+        upsert = insert.on_conflict_do_update(
+            index_elements=["device_id", "signal_id"],
+            set_={"updated_at": Trade.__table__.c.updated_at},
+        ).returning(Trade)
+        trade: Trade | None = await self.session.scalar(
+            select(Trade).from_statement(upsert).execution_options(populate_existing=True)
         )
-        trade = await self.session.scalar(
-            select(Trade)
-            .where(Trade.device_id == template.device_id, Trade.signal_id == template.signal_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-        if trade is None:  # inserted above or already there; trades are never deleted
-            raise RuntimeError("trade row missing after insert")
+        if trade is None:  # pragma: no cover - an upsert always returns its row
+            raise RuntimeError("trade row missing after upsert")
         return trade
 
     def _filtered(self, user_id: uuid.UUID, criteria: TradeFilter) -> Select[Trade]:

@@ -57,7 +57,13 @@ async def record(
     session: AsyncSession, settings: Settings, device: Device, body: ReportIn
 ) -> Recorded:
     """Store a report once. A replay with the same content returns the stored record;
-    the same ``report_id`` with other content is refused."""
+    the same ``report_id`` with other content is refused.
+
+    Lock order for a fill: the trade row, then the report's unique key, then the
+    delivery, then the affiliate. Taking the trade first lets the report be
+    inserted with its ``trade_id``; a duplicate of the fill in flight waits on the
+    trade row, then finds the stored report and changes nothing.
+    """
     repo = ExecutionRepository(session)
     kind = _kind(body)
     digest = fingerprint(kind, body)
@@ -67,6 +73,10 @@ async def record(
     now = clock.utcnow()
     signal = await _deliverable_signal(session, device, body.signal_id)
     report = _new_report(device, body, kind, digest, now)
+    trade: Trade | None = None
+    if isinstance(body, FillIn):
+        trade = await TradeRepository(session).locked_for_fill(_empty_trade(device, signal, now))
+        report.trade_id = trade.id
     if not await repo.insert_once(report):
         # A concurrent copy won the insert; it has committed, so it can be read now.
         winner = await repo.by_report_id(device.id, body.report_id)
@@ -77,10 +87,9 @@ async def record(
         # The device row before the delivery row, in the poll's order: no deadlock.
         await repo.mark_acked(device.id, now)
     await repo.settle(device.id, signal.id, now)
-    if isinstance(body, FillIn):
-        trade = await apply_fill(session, settings, device, signal, body, now)
-        report.trade_id = trade.id
-        await repo.link_trade(report.id, trade.id)
+    if isinstance(body, FillIn) and trade is not None:
+        apply_fill(settings, trade, signal, body, now)
+        await session.flush()
         # In the fill's transaction: the fill and its commission commit together or not at all.
         await commissions.record_for_fill(
             session,
@@ -109,10 +118,11 @@ async def _deliverable_signal(
 ) -> Signal:
     """The signal, if it was ever pending for this device (delivered, or pending now)."""
     repo = ExecutionRepository(session)
-    signal = await session.get(Signal, signal_id)
-    if signal is None:
+    found = await repo.signal_and_delivery(device.id, signal_id)
+    if found is None:
         raise SignalNotDelivered()
-    if await repo.was_delivered(device.id, signal_id):
+    signal, delivered = found
+    if delivered:
         return signal
     if await repo.is_pending_for(device.id, device.user_id, signal_id, clock.utcnow()):
         return signal
@@ -141,17 +151,10 @@ def _new_report(
     )
 
 
-async def apply_fill(
-    session: AsyncSession,
-    settings: Settings,
-    device: Device,
-    signal: Signal,
-    fill: FillIn,
-    now: datetime,
-) -> Trade:
-    """Extend the (device, signal) trade: size summed, price size-weighted, exact."""
+def _empty_trade(device: Device, signal: Signal, now: datetime) -> Trade:
+    """The row a (device, signal) trade starts from, before its first fill."""
     zero = Decimal(0)
-    template = Trade(
+    return Trade(
         id=uuid.uuid4(),
         user_id=device.user_id,
         device_id=device.id,
@@ -166,15 +169,18 @@ async def apply_fill(
         opened_at=now,
         updated_at=now,
     )
-    trade = await TradeRepository(session).locked_for_fill(template)
+
+
+def apply_fill(
+    settings: Settings, trade: Trade, signal: Signal, fill: FillIn, now: datetime
+) -> None:
+    """Extend the (device, signal) trade: size summed, price size-weighted, exact."""
     trade.size = money.add(trade.size, fill.fill_size)
     trade.cost = money.add(trade.cost, money.multiply(fill.fill_price, fill.fill_size))
     trade.price = money.divide(trade.cost, trade.size, money.PRICE_STEP)
     trade.notional = money.multiply(trade.cost, settings.contract_size(signal.instrument))
     trade.fill_count += 1
     trade.updated_at = now
-    await session.flush()
-    return trade
 
 
 def fill_notional(settings: Settings, signal: Signal, fill: FillIn) -> Decimal:
