@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, select, update
+from sqlalchemy import ColumnElement, Select, Uuid, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -22,6 +22,21 @@ from tradecast.affiliates.models import (
 from tradecast.kit.pagination import PageParams
 
 ZERO = Decimal(0)
+
+# Read on every fill of a referred user: built once, with a bind parameter.
+_USER_ID = bindparam("user_id", type_=Uuid())
+_REFERRER_LOCKED = (
+    select(Affiliate)
+    .join(Referral, Referral.affiliate_id == Affiliate.id)
+    .where(Referral.referred_user_id == _USER_ID)
+    .with_for_update(of=Affiliate)
+    .execution_options(populate_existing=True)
+)
+_REFERRAL_OF = (
+    select(Referral)
+    .where(Referral.referred_user_id == _USER_ID)
+    .execution_options(populate_existing=True)
+)
 
 
 async def _exact_sums(
@@ -103,13 +118,8 @@ class AffiliateRepository:
 
     async def lock_referrer_of(self, user_id: uuid.UUID) -> Affiliate | None:
         """The affiliate who referred ``user_id``, locked as ``lock`` locks it."""
-        return await self.session.scalar(
-            select(Affiliate)
-            .join(Referral, Referral.affiliate_id == Affiliate.id)
-            .where(Referral.referred_user_id == user_id)
-            .with_for_update(of=Affiliate)
-            .execution_options(populate_existing=True)
-        )
+        found: Affiliate | None = await self.session.scalar(_REFERRER_LOCKED, {"user_id": user_id})
+        return found
 
     async def user_ids(self, affiliate_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID]:
         """affiliate id → the affiliate's user id."""
@@ -136,11 +146,8 @@ class ReferralRepository:
 
     async def of_user(self, user_id: uuid.UUID) -> Referral | None:
         """The referral that brought ``user_id``, read afresh (its status may have changed)."""
-        return await self.session.scalar(
-            select(Referral)
-            .where(Referral.referred_user_id == user_id)
-            .execution_options(populate_existing=True)
-        )
+        found: Referral | None = await self.session.scalar(_REFERRAL_OF, {"user_id": user_id})
+        return found
 
     async def get(self, referral_id: uuid.UUID) -> Referral | None:
         return await self.session.scalar(

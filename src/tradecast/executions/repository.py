@@ -4,17 +4,93 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import Select, exists, func, select, update
+from sqlalchemy import (
+    Select,
+    String,
+    Table,
+    Uuid,
+    bindparam,
+    exists,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tradecast.db import UTCDateTime
 from tradecast.delivery.models import Delivery
 from tradecast.delivery.repository import pending_signals_query
 from tradecast.devices.models import Device
 from tradecast.executions.models import ExecutionReport, Trade
 from tradecast.kit.pagination import PageParams
 from tradecast.signals.models import Signal
+
+
+def _param(column: Any) -> Any:
+    return bindparam(column.key, type_=column.type)
+
+
+def _insert_report(dialect: Any) -> Any:
+    table = ExecutionReport.__table__
+    return (
+        dialect.insert(table)
+        .values({column.key: _param(column) for column in table.columns})
+        .on_conflict_do_nothing(index_elements=["device_id", "report_id"])
+        .returning(table.c.id)
+    )
+
+
+def _upsert_trade(dialect: Any) -> Any:
+    table = Trade.__table__
+    insert = dialect.insert(table).values({column.key: _param(column) for column in table.columns})
+    upsert = insert.on_conflict_do_update(
+        index_elements=["device_id", "signal_id"], set_={"updated_at": table.c.updated_at}
+    ).returning(*table.c)
+    return select(Trade).from_statement(upsert).execution_options(populate_existing=True)
+
+
+# The fill path's statements, built once with bind parameters: building them per
+# report cost more CPU than PostgreSQL spent running them.
+_DEVICE_ID = bindparam("device_id", type_=Uuid())
+_SIGNAL_ID = bindparam("signal_id", type_=Uuid())
+_NOW = bindparam("now", type_=UTCDateTime())
+_BY_REPORT_ID = select(ExecutionReport).where(
+    ExecutionReport.device_id == _DEVICE_ID,
+    ExecutionReport.report_id == bindparam("report_id", type_=String()),
+)
+_SIGNAL_AND_DELIVERY = select(
+    Signal,
+    exists()
+    .where(Delivery.device_id == _DEVICE_ID, Delivery.signal_id == _SIGNAL_ID)
+    .label("delivered"),
+).where(Signal.id == _SIGNAL_ID)
+# Core tables, not entities: an ORM-enabled UPDATE costs a bulk-update set-up per call.
+_DELIVERIES = cast(Table, Delivery.__table__)
+_DEVICES = cast(Table, Device.__table__)
+# (An UPDATE's bind parameters may not share a name with a column of its table.)
+_SETTLE = (
+    update(_DELIVERIES)
+    .where(
+        _DELIVERIES.c.device_id == bindparam("b_device_id", type_=Uuid()),
+        _DELIVERIES.c.signal_id == bindparam("b_signal_id", type_=Uuid()),
+        _DELIVERIES.c.settled_at.is_(None),
+    )
+    .values(settled_at=_NOW)
+)
+_MARK_ACKED = (
+    update(_DEVICES)
+    .where(_DEVICES.c.id == bindparam("b_device_id", type_=Uuid()))
+    .values(last_ack=_NOW)
+)
+_INSERT_REPORT = {"postgresql": _insert_report(postgresql), "sqlite": _insert_report(sqlite)}
+_UPSERT_TRADE = {"postgresql": _upsert_trade(postgresql), "sqlite": _upsert_trade(sqlite)}
+
+
+def _dialect(session: AsyncSession) -> str:
+    return "sqlite" if session.get_bind().dialect.name == "sqlite" else "postgresql"
 
 
 @dataclass(frozen=True)
@@ -29,11 +105,10 @@ class ExecutionRepository:
         self.session = session
 
     async def by_report_id(self, device_id: uuid.UUID, report_id: str) -> ExecutionReport | None:
-        return await self.session.scalar(
-            select(ExecutionReport).where(
-                ExecutionReport.device_id == device_id, ExecutionReport.report_id == report_id
-            )
+        found: ExecutionReport | None = await self.session.scalar(
+            _BY_REPORT_ID, {"device_id": device_id, "report_id": report_id}
         )
+        return found
 
     async def insert_once(self, report: ExecutionReport) -> bool:
         """Insert unless (device, report_id) exists; True if this call stored it.
@@ -42,31 +117,19 @@ class ExecutionRepository:
         concurrent copies exactly one inserts; the others wait for it to commit
         and then find it.
         """
-        dialect = postgresql if self.session.get_bind().dialect.name != "sqlite" else sqlite
         values = {
             column.key: getattr(report, column.key) for column in ExecutionReport.__table__.columns
         }
-        statement = (
-            dialect.insert(ExecutionReport)
-            .values(values)
-            .on_conflict_do_nothing(index_elements=["device_id", "report_id"])
-            .returning(ExecutionReport.id)
-        )
-        inserted = (await self.session.execute(statement)).first()
+        statement = _INSERT_REPORT[_dialect(self.session)]
+        inserted = (await self.session.execute(statement, values)).first()
         return inserted is not None
 
     async def signal_and_delivery(
         self, device_id: uuid.UUID, signal_id: uuid.UUID
     ) -> tuple[Signal, bool] | None:
         """The signal, and whether this device was ever given it; None if no such signal."""
-        delivered = (
-            exists()
-            .where(Delivery.device_id == device_id, Delivery.signal_id == signal_id)
-            .label("delivered")
-        )
-        row = (
-            await self.session.execute(select(Signal, delivered).where(Signal.id == signal_id))
-        ).first()
+        values = {"device_id": device_id, "signal_id": signal_id}
+        row = (await self.session.execute(_SIGNAL_AND_DELIVERY, values)).first()
         if row is None:
             return None
         return row[0], bool(row[1])
@@ -79,19 +142,11 @@ class ExecutionRepository:
 
     async def settle(self, device_id: uuid.UUID, signal_id: uuid.UUID, now: datetime) -> None:
         await self.session.execute(
-            update(Delivery)
-            .where(
-                Delivery.device_id == device_id,
-                Delivery.signal_id == signal_id,
-                Delivery.settled_at.is_(None),
-            )
-            .values(settled_at=now)
+            _SETTLE, {"b_device_id": device_id, "b_signal_id": signal_id, "now": now}
         )
 
     async def mark_acked(self, device_id: uuid.UUID, now: datetime) -> None:
-        await self.session.execute(
-            update(Device).where(Device.id == device_id).values(last_ack=now)
-        )
+        await self.session.execute(_MARK_ACKED, {"b_device_id": device_id, "now": now})
 
     async def for_signal(
         self, signal_id: uuid.UUID, owner_id: uuid.UUID | None
@@ -144,15 +199,9 @@ class TradeRepository:
         read-modify-write of size and cost (SQLite serialises writers with BEGIN
         IMMEDIATE).
         """
-        dialect = postgresql if self.session.get_bind().dialect.name != "sqlite" else sqlite
         values = {column.key: getattr(template, column.key) for column in Trade.__table__.columns}
-        insert = dialect.insert(Trade).values(values)
-        upsert = insert.on_conflict_do_update(
-            index_elements=["device_id", "signal_id"],
-            set_={"updated_at": Trade.__table__.c.updated_at},
-        ).returning(Trade)
         trade: Trade | None = await self.session.scalar(
-            select(Trade).from_statement(upsert).execution_options(populate_existing=True)
+            _UPSERT_TRADE[_dialect(self.session)], values
         )
         if trade is None:  # pragma: no cover - an upsert always returns its row
             raise RuntimeError("trade row missing after upsert")
