@@ -4,9 +4,19 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Select, Uuid, bindparam, func, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Table,
+    Uuid,
+    bindparam,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -31,6 +41,10 @@ _REFERRER_LOCKED = (
     .where(Referral.referred_user_id == _USER_ID)
     .with_for_update(of=Affiliate)
     .execution_options(populate_existing=True)
+)
+_COMMISSIONS = cast(Table, Commission.__table__)
+_INSERT_COMMISSION = insert(_COMMISSIONS).values(
+    {column.key: bindparam(column.key, type_=column.type) for column in _COMMISSIONS.columns}
 )
 _REFERRAL_OF = (
     select(Referral)
@@ -182,8 +196,11 @@ class CommissionRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    def add(self, commission: Commission) -> None:
-        self.session.add(commission)
+    async def insert(self, commission: Commission) -> None:
+        """Write ``commission`` at once with a prebuilt Core insert; the object stays
+        out of the session (the fill path pays for no ORM flush)."""
+        values = {column.key: getattr(commission, column.key) for column in _COMMISSIONS.columns}
+        await self.session.execute(_INSERT_COMMISSION, values)
 
     async def referred_volume(self, affiliate_id: uuid.UUID, since: datetime) -> Decimal:
         """Σ notional of the fills that earned the affiliate a commission since ``since``."""

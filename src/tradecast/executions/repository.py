@@ -85,6 +85,17 @@ _MARK_ACKED = (
     .where(_DEVICES.c.id == bindparam("b_device_id", type_=Uuid()))
     .values(last_ack=_NOW)
 )
+_TRADES = cast(Table, Trade.__table__)
+_SAVE_FILL = (
+    update(_TRADES)
+    .where(_TRADES.c.id == bindparam("b_id", type_=Uuid()))
+    .values(
+        {
+            name: bindparam(f"v_{name}", type_=_TRADES.c[name].type)
+            for name in ("size", "cost", "price", "notional", "fill_count", "updated_at")
+        }
+    )
+)
 _INSERT_REPORT = {"postgresql": _insert_report(postgresql), "sqlite": _insert_report(sqlite)}
 _UPSERT_TRADE = {"postgresql": _upsert_trade(postgresql), "sqlite": _upsert_trade(sqlite)}
 
@@ -205,7 +216,25 @@ class TradeRepository:
         )
         if trade is None:  # pragma: no cover - an upsert always returns its row
             raise RuntimeError("trade row missing after upsert")
+        # A value holder from here on, written back by ``save_fill``: out of the
+        # session, it costs no unit-of-work flush.
+        self.session.expunge(trade)
         return trade
+
+    async def save_fill(self, trade: Trade) -> None:
+        """Write the running figures of a trade locked by ``locked_for_fill``."""
+        await self.session.execute(
+            _SAVE_FILL,
+            {
+                "b_id": trade.id,
+                "v_size": trade.size,
+                "v_cost": trade.cost,
+                "v_price": trade.price,
+                "v_notional": trade.notional,
+                "v_fill_count": trade.fill_count,
+                "v_updated_at": trade.updated_at,
+            },
+        )
 
     def _filtered(self, user_id: uuid.UUID, criteria: TradeFilter) -> Select[Trade]:
         query = select(Trade).where(Trade.user_id == user_id)

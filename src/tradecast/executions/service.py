@@ -89,7 +89,7 @@ async def record(
     await repo.settle(device.id, signal.id, now)
     if isinstance(body, FillIn) and trade is not None:
         apply_fill(settings, trade, signal, body, now)
-        await session.flush()
+        await TradeRepository(session).save_fill(trade)
         # In the fill's transaction: the fill and its commission commit together or not at all.
         await commissions.record_for_fill(
             session,

@@ -73,8 +73,7 @@ async def record_for_fill(
         status=CommissionStatus.EARNED if earns else CommissionStatus.WITHHELD,
         created_at=now,
     )
-    commissions.add(commission)
-    await session.flush()
+    await commissions.insert(commission)
     _log(affiliate, commission)
     return commission
 
