@@ -12,7 +12,7 @@ import pytest
 import redis
 from fastapi import FastAPI
 
-from tests.desk import Desk
+from tests.desk import Desk, Terminal
 from tests.helpers import Api, assert_problem
 from tests.redis_support import REDIS_URL, forget, needs_redis, unique_prefix
 from tradecast.delivery.fanout import RedisRelay
@@ -93,6 +93,37 @@ class TestWithRedis:
             "GET", "/api/v1/exec/whoami", key_id=other.id, secret=other.secret
         )
         assert response.status_code == 200
+
+    @needs_redis
+    async def test_concurrent_admissions_keep_their_own_outcomes(
+        self, desk: Desk
+    ) -> None:
+        terminals = [await desk.terminal() for _ in range(3)]
+
+        async def whoami(terminal: Terminal, nonce: str | None = None) -> int:
+            response = await desk.api.signed(
+                "GET",
+                "/api/v1/exec/whoami",
+                key_id=terminal.id,
+                secret=terminal.secret,
+                nonce=nonce,
+            )
+            return response.status_code
+
+        # One nonce sent ten times at once, among fresh requests of other devices.
+        copies = [whoami(terminals[0], "pipelined-nonce-0001") for _ in range(10)]
+        others = [whoami(t) for t in terminals[1:] for _ in range(5)]
+        statuses = await asyncio.gather(*copies, *others)
+        assert sorted(statuses[:10]) == [200] + [401] * 9
+        assert statuses[10:] == [200] * 10
+        # Redis forgets its scripts (a restart, SCRIPT FLUSH): they are loaded again.
+        client = redis.Redis.from_url(REDIS_URL)
+        try:
+            client.script_flush()
+        finally:
+            client.close()
+        statuses = await asyncio.gather(*(whoami(t) for t in terminals for _ in range(3)))
+        assert statuses == [200] * 9
 
     @needs_redis
     async def test_rate_limits_count_in_redis(self, api: Api, redis_prefix: str) -> None:
