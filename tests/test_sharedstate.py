@@ -95,9 +95,7 @@ class TestWithRedis:
         assert response.status_code == 200
 
     @needs_redis
-    async def test_concurrent_admissions_keep_their_own_outcomes(
-        self, desk: Desk
-    ) -> None:
+    async def test_concurrent_admissions_keep_their_own_outcomes(self, desk: Desk) -> None:
         terminals = [await desk.terminal() for _ in range(3)]
 
         async def whoami(terminal: Terminal, nonce: str | None = None) -> int:
