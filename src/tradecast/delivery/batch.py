@@ -36,13 +36,11 @@ Decisions:
 from __future__ import annotations
 
 import asyncio
-import logging
 import uuid
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     ARRAY,
@@ -51,26 +49,25 @@ from sqlalchemy import (
     Uuid,
     and_,
     bindparam,
-    exists,
     func,
-    or_,
     select,
     true,
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
 from tradecast.db import Database, UTCDateTime
 from tradecast.delivery.models import Delivery
-from tradecast.delivery.repository import OPEN, DeliveryRepository, delivery_upsert
+from tradecast.delivery.repository import (
+    DeliveryRepository,
+    first_delivery_only,
+    pending_conditions,
+)
 from tradecast.devices.models import Device
 from tradecast.kit import clock
-from tradecast.signals.models import Decision, Signal, SignalApproval
+from tradecast.signals.models import Signal
 from tradecast.signals.schemas import SignalFields
 from tradecast.users.models import DeliveryMode, User
-
-logger = logging.getLogger("tradecast.delivery.batch")
 
 
 @dataclass
@@ -103,29 +100,9 @@ def _batch_statement() -> Select[Any]:
         .join(User, User.id == asks.c.owner_id)
         .cte("live")
     )
-    now = bindparam("now", type_=UTCDateTime())
-    # Correlated to the device's row in ``live`` and to the signal, reading only their own table.
-    approved = (
-        exists()
-        .where(
-            SignalApproval.signal_id == Signal.id,
-            SignalApproval.user_id == live.c.owner_id,
-            SignalApproval.decision == Decision.APPROVED,
-        )
-        .correlate_except(SignalApproval)
-    )
-    settled = (
-        exists()
-        .where(
-            Delivery.device_id == live.c.device_id,
-            Delivery.signal_id == Signal.id,
-            Delivery.settled_at.is_not(None),
-        )
-        .correlate_except(Delivery)
-    )
     per_device = (
         select(Signal)
-        .where(OPEN, Signal.expires_at > now, or_(live.c.auto, approved), ~settled)
+        .where(*pending_conditions(live.c.device_id, live.c.owner_id, live.c.auto))
         .order_by(Signal.created_at, Signal.id)
         .limit(live.c.lim)
         .correlate(live)
@@ -136,17 +113,17 @@ def _batch_statement() -> Select[Any]:
         .select_from(live.outerjoin(per_device, true()))
         .cte("pending")
     )
-    delivered = delivery_upsert(
+    delivered = first_delivery_only(
         postgresql.insert(Delivery).from_select(
             ["device_id", "signal_id", "first_delivered_at"],
-            select(pending.c.for_device, pending.c.id, now)
+            select(pending.c.for_device, pending.c.id, bindparam("now", type_=UTCDateTime()))
             .where(pending.c.id.is_not(None))
             .order_by(pending.c.for_device, pending.c.id),
         )
     ).cte("delivered")
-    signal = aliased(Signal, pending)
+    # Core columns, not ORM entities, as for a single poll: they are only serialised.
     return (
-        select(pending.c.for_device, signal)
+        select(*pending.c)
         .add_cte(delivered)
         .order_by(pending.c.for_device, pending.c.created_at, pending.c.id)
     )
@@ -174,12 +151,11 @@ async def deliver_batch(
         "limits": [limit for _, _, limit in asks],
         "now": now,
     }
-    found: defaultdict[uuid.UUID, list[SignalFields]] = defaultdict(list)
-    for device_id, signal in await session.execute(_BATCH, values):
-        rows = found[device_id]
-        if signal is not None:
-            rows.append(signal)
-    answers.update(found)
+    for row in await session.execute(_BATCH, values):
+        signals = answers.setdefault(row.for_device, [])
+        if row.id is not None:
+            # A Row has every column of the signal as an attribute, as SignalFields asks.
+            signals.append(cast(SignalFields, row))
     return answers
 
 
@@ -223,8 +199,7 @@ class DeliveryBatcher:
             live = [ask for ask in batch if not ask.answer.done()]  # cancelled: client left
             if not live:
                 return
-            # One question per device (a device may hold two polls at once): one
-            # statement must not upsert the same delivery row twice.
+            # One question per device: two polls held by one device share one look.
             limits: dict[uuid.UUID, tuple[uuid.UUID, int]] = {}
             for ask in live:
                 _, limit = limits.get(ask.device_id, (ask.owner_id, 0))

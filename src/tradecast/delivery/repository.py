@@ -8,8 +8,10 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import (
+    ColumnElement,
     Integer,
     Select,
+    TextClause,
     Uuid,
     bindparam,
     exists,
@@ -34,38 +36,56 @@ from tradecast.users.models import DeliveryMode, User
 OPEN = text("signals.status = 'open'")
 
 
+def pending_conditions(
+    device_id: ColumnElement[uuid.UUID],
+    owner_id: ColumnElement[uuid.UUID],
+    auto_mode: ColumnElement[bool],
+) -> tuple[ColumnElement[bool] | TextClause, ...]:
+    """What makes a signal pending for a device (SPEC §4), for one device or, with
+    columns of a joined row in place of the parameters, for many at once.
+
+    Open and unexpired, let through by the owner (auto mode, or approved), and
+    not settled by this device. The approval and settlement checks are
+    primary-key lookups correlated to the signal.
+    """
+    approved = (
+        exists()
+        .where(
+            SignalApproval.signal_id == Signal.id,
+            SignalApproval.user_id == owner_id,
+            SignalApproval.decision == Decision.APPROVED,
+        )
+        .correlate_except(SignalApproval)
+    )
+    settled = (
+        exists()
+        .where(
+            Delivery.device_id == device_id,
+            Delivery.signal_id == Signal.id,
+            Delivery.settled_at.is_not(None),
+        )
+        .correlate_except(Delivery)
+    )
+    now = bindparam("now", type_=UTCDateTime())
+    return (OPEN, Signal.expires_at > now, or_(auto_mode, approved), ~settled)
+
+
 def _pending_statement() -> Select[Signal]:
     """Open, unexpired signals the owner lets through and this device has not settled.
 
-    One statement: the owner's delivery mode is read in a scalar subquery, the
-    approval and settlement checks are primary-key lookups, and the open
-    signals are walked in creation order on a partial index. Built once with
-    bind parameters: constructing it per poll cost more CPU than running it.
+    One statement: the owner's delivery mode is read in a scalar subquery, and
+    the open signals are walked in creation order on a partial index. Built once
+    with bind parameters: constructing it per poll cost more CPU than running it.
     """
-    device_id = bindparam("device_id", type_=Uuid())
     owner_id = bindparam("owner_id", type_=Uuid())
     auto_mode = (
         select(User.delivery_mode).where(User.id == owner_id).scalar_subquery()
         == DeliveryMode.AUTO.value
     )
-    approved = exists().where(
-        SignalApproval.signal_id == Signal.id,
-        SignalApproval.user_id == owner_id,
-        SignalApproval.decision == Decision.APPROVED,
-    )
-    settled = exists().where(
-        Delivery.device_id == device_id,
-        Delivery.signal_id == Signal.id,
-        Delivery.settled_at.is_not(None),
-    )
+    conditions = pending_conditions(bindparam("device_id", type_=Uuid()), owner_id, auto_mode)
     return (
         select(Signal)
-        .where(
-            OPEN,
-            Signal.expires_at > bindparam("now", type_=UTCDateTime()),
-            auto_mode | approved,
-            ~settled,
-        )
+        .where(*conditions)
         .order_by(Signal.created_at, Signal.id)
         .limit(bindparam("limit", type_=Integer()))
     )
@@ -125,7 +145,7 @@ def _deliver_pending_statement() -> Select[Any]:
     device = _ACTIVE.cte("device")
     touched = _TOUCH.cte("touched")
     pending = _PENDING.where(exists(select(device.c.id))).cte("pending")
-    delivered = delivery_upsert(
+    delivered = first_delivery_only(
         postgresql.insert(Delivery).from_select(
             ["device_id", "signal_id", "first_delivered_at"],
             select(device_id, pending.c.id, now),
@@ -140,7 +160,7 @@ def _deliver_pending_statement() -> Select[Any]:
     )
 
 
-def delivery_upsert(insert: Any) -> Any:
+def first_delivery_only(insert: Any) -> Any:
     """The first delivery is recorded; giving the signal again writes nothing."""
     return insert.on_conflict_do_nothing(index_elements=[Delivery.device_id, Delivery.signal_id])
 
@@ -221,7 +241,7 @@ class DeliveryRepository:
                 for signal_id in signal_ids
             ]
         )
-        await self.session.execute(delivery_upsert(insert))
+        await self.session.execute(first_delivery_only(insert))
 
     async def touch_last_poll(self, device_id: uuid.UUID, now: datetime) -> None:
         """Record the poll, unless the stored ``last_poll`` is within ``LAST_POLL_STEP``."""
