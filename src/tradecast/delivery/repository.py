@@ -204,25 +204,21 @@ class DeliveryRepository:
     async def deliver_pending(
         self, device_id: uuid.UUID, owner_id: uuid.UUID, now: datetime, limit: int
     ) -> Sequence[SignalFields] | None:
-        """The pending signals, with their deliveries and the device's ``last_poll`` recorded;
-        None when the device is no longer active (deleted since its key was cached).
+        """The pending signals, with first deliveries and ``last_poll`` recorded, statement
+        by statement in the session's transaction; None when the device is no longer
+        active (deleted since its key was cached).
 
-        On PostgreSQL the ``last_poll`` update, the pending query and the delivery
-        insert are one statement (data-modifying CTEs); SQLite has no DML in CTEs
-        and takes four.
+        For SQLite, which has no DML in CTEs; on PostgreSQL the same is one statement,
+        ``deliver_pending_at_once``.
         """
-        if self.session.get_bind().dialect.name == "sqlite":
-            # The device row first, as every writer of a device's rows does (ACKs
-            # update last_ack before settling): one order, so no deadlock.
-            if await self.session.scalar(_ACTIVE, {"device_id": device_id}) is None:
-                return None
-            await self.touch_last_poll(device_id, now)
-            signals = await self.pending_signals_for(device_id, owner_id, now, limit)
-            await self.record_deliveries(device_id, [signal.id for signal in signals], now)
-            return signals
-        return await deliver_pending_at_once(
-            await self.session.connection(), device_id, owner_id, now, limit
-        )
+        # The device row first, as every writer of a device's rows does (ACKs
+        # update last_ack before settling): one order, so no deadlock.
+        if await self.session.scalar(_ACTIVE, {"device_id": device_id}) is None:
+            return None
+        await self.touch_last_poll(device_id, now)
+        signals = await self.pending_signals_for(device_id, owner_id, now, limit)
+        await self.record_deliveries(device_id, [signal.id for signal in signals], now)
+        return signals
 
     async def record_deliveries(
         self, device_id: uuid.UUID, signal_ids: Sequence[uuid.UUID], now: datetime

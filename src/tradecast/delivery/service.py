@@ -59,7 +59,7 @@ async def look(
     """One look: the pending signals, their deliveries and ``last_poll`` recorded.
 
     On PostgreSQL one statement in autocommit (no BEGIN/COMMIT round trips); on
-    SQLite three statements in one transaction.
+    SQLite four statements in one transaction.
     """
     now = clock.utcnow()
     found: Sequence[SignalFields] | None

@@ -12,7 +12,7 @@ from tradecast.devices.models import Device
 from tradecast.devices.repository import DeviceRepository, signing_row
 from tradecast.kit.request_context import current
 from tradecast.kit.secretbox import SecretBox
-from tradecast.signed.dependencies import AppSecretBox, secretbox, verify_request
+from tradecast.signed.dependencies import secretbox, verify_request
 from tradecast.signed.errors import KeyInactive, UnknownKey
 from tradecast.signed.keycache import KeyCache
 from tradecast.signed.verification import KeyLookup, SigningKey
@@ -38,11 +38,6 @@ def device_key_lookup(db: Database, box: SecretBox) -> KeyLookup:
     return lookup
 
 
-async def _verify(request: Request, box: SecretBox) -> SigningKey:
-    lookup = device_key_lookup(request.app.state.db, box)
-    return await verify_request(request, lookup, device_keys(request))
-
-
 def device_keys(request: Request) -> KeyCache:
     cache: KeyCache = request.app.state.device_keys
     return cache
@@ -64,34 +59,28 @@ async def signed_device_key(request: Request) -> SigningKey:
     """
     # The secret box straight from the app, not as a sub-dependency: on the hottest
     # path each resolved dependency is measurable.
-    key = await _verify(request, secretbox(request))
+    lookup = device_key_lookup(request.app.state.db, secretbox(request))
+    key = await verify_request(request, lookup, device_keys(request))
     context = current()
     if context is not None:
         context.device_id = str(key.key_id)
     return key
 
 
-async def signed_device(
-    request: Request,
-    session: DbSession,
-    box: AppSecretBox,
-) -> Device:
+async def signed_device(request: Request, session: DbSession) -> Device:
     """Verify the signature, then load the device in the request's unit of work.
 
     Verification runs in its own short transactions, so it must come before
     anything else touches ``session`` (on SQLite the first statement of the
     unit of work takes the write lock that the nonce claim also needs).
     """
-    key = await _verify(request, box)
+    key = await signed_device_key(request)
     device = await DeviceRepository(session).get(key.key_id)
-    # Deleted, or its owner's account removed, between verification and here.
+    # Deleted between verification and here, or while its key sat in the cache.
     if device is None:
         raise UnknownKey()
     if not device.is_active:
         raise KeyInactive()
-    context = current()
-    if context is not None:
-        context.device_id = str(device.id)
     return device
 
 
