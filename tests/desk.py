@@ -30,6 +30,11 @@ class Terminal:
             params={k: str(v) for k, v in params.items()},
         )
 
+    async def whoami(self, nonce: str | None = None) -> httpx.Response:
+        return await self.api.signed(
+            "GET", "/api/v1/exec/whoami", key_id=self.id, secret=self.secret, nonce=nonce
+        )
+
     async def report(self, kind: str, **fields: Any) -> httpx.Response:
         """Send an ack, fill or error report; a fresh report_id unless one is given."""
         fields.setdefault("report_id", uuid.uuid4().hex)

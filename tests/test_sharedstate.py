@@ -57,14 +57,7 @@ class TestWithRedis:
         terminal = await desk.terminal()
 
         async def whoami(nonce: str | None = None) -> int:
-            response = await desk.api.signed(
-                "GET",
-                "/api/v1/exec/whoami",
-                key_id=terminal.id,
-                secret=terminal.secret,
-                nonce=nonce,
-            )
-            return response.status_code
+            return (await terminal.whoami(nonce)).status_code
 
         replayed = "redis-replay-000000001"
         assert await whoami(replayed) == 200
@@ -72,9 +65,7 @@ class TestWithRedis:
         assert {await whoami(replayed) for _ in range(25)} == {401}
         started = time.monotonic()
         statuses = [await whoami() for _ in range(19)]
-        refused = await desk.api.signed(
-            "GET", "/api/v1/exec/whoami", key_id=terminal.id, secret=terminal.secret
-        )
+        refused = await terminal.whoami()
         if time.monotonic() - started < 0.8:  # all 21 counted within one second
             assert statuses == [200] * 19
             assert_problem(refused, 429, "rate_limited")
@@ -89,27 +80,17 @@ class TestWithRedis:
         assert 0 < window_ttl <= 1
         # Another device has its own budget.
         other = await desk.terminal()
-        response = await desk.api.signed(
-            "GET", "/api/v1/exec/whoami", key_id=other.id, secret=other.secret
-        )
-        assert response.status_code == 200
+        assert (await other.whoami()).status_code == 200
 
     @needs_redis
     async def test_concurrent_admissions_keep_their_own_outcomes(self, desk: Desk) -> None:
         terminals = [await desk.terminal() for _ in range(3)]
 
         async def whoami(terminal: Terminal, nonce: str | None = None) -> int:
-            response = await desk.api.signed(
-                "GET",
-                "/api/v1/exec/whoami",
-                key_id=terminal.id,
-                secret=terminal.secret,
-                nonce=nonce,
-            )
-            return response.status_code
+            return (await terminal.whoami(nonce)).status_code
 
         # One nonce sent ten times at once, among fresh requests of other devices.
-        copies = [whoami(terminals[0], "pipelined-nonce-0001") for _ in range(10)]
+        copies = [whoami(terminals[0], "concurrent-nonce-0001") for _ in range(10)]
         others = [whoami(t) for t in terminals[1:] for _ in range(5)]
         statuses = await asyncio.gather(*copies, *others)
         assert sorted(statuses[:10]) == [200] + [401] * 9
