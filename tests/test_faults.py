@@ -30,7 +30,7 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.conftest import make_settings
+from tests.conftest import PG_ADMIN_DSN, _pg_url, _recreate_pg_database, make_settings
 from tests.helpers import Api, LoggedIn
 from tests.servers import Server, free_port, server_env, start_server
 from tradecast.kit import signing
@@ -321,10 +321,11 @@ def test_redis_killed_under_load_refuses_signed_requests_and_recovers(
         pytest.skip("redis-server is not installed")
     redis_server = PrivateRedis(tmp_path)
     redis_server.start()
+    name = f"tradecast_faults_{os.getpid()}"
     if database_url.startswith("postgresql"):
         # A database of its own: the per-test fixtures empty the worker's database.
-        url = database_url.rsplit("/", 1)[0] + f"/tradecast_faults_{os.getpid()}"
-        asyncio.run(_recreate(url, create=True))
+        url = _pg_url(PG_ADMIN_DSN, name)
+        asyncio.run(_recreate_pg_database(name))
     else:
         url = f"sqlite+aiosqlite:///{tmp_path / 'faults.db'}"
     env = server_env(
@@ -360,7 +361,7 @@ def test_redis_killed_under_load_refuses_signed_requests_and_recovers(
         server.stop()
         redis_server.kill()
         if url.startswith("postgresql"):
-            asyncio.run(_recreate(url, create=False))
+            asyncio.run(_recreate_pg_database(name, create=False))
     assert load is not None
     phases = load.by_phase
     everything = [o for outcomes in phases.values() for o in outcomes]
@@ -377,14 +378,3 @@ def test_redis_killed_under_load_refuses_signed_requests_and_recovers(
     assert {o.code for o in refused} == {"redis_unavailable"}
     assert all(o.retry_after for o in refused)
     assert {o.status for o in phases["after"]} == {200}, phases["after"]
-
-
-async def _recreate(url: str, *, create: bool) -> None:
-    base, name = url.replace("postgresql+asyncpg://", "postgresql://", 1).rsplit("/", 1)
-    connection = await asyncpg.connect(f"{base}/postgres")
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        if create:
-            await connection.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await connection.close()
