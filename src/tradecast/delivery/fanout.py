@@ -42,6 +42,14 @@ RECONNECT_CAP_S = 10.0
 LISTEN_TIMEOUT_S = 5.0
 
 
+class Publisher(Protocol):
+    """What a receiver sends its own notifications through (the running relay)."""
+
+    def publish(self, message: str) -> None:
+        """Send ``message`` to the other server processes, without waiting."""
+        ...
+
+
 class Receiver(Protocol):
     # Set while the relay runs: the receiver publishes its own notifications through it.
     relay: Any

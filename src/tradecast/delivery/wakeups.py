@@ -20,20 +20,17 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 from fastapi import Request
 
 from tradecast.db import after_commit
 
+if TYPE_CHECKING:
+    from tradecast.delivery.fanout import Publisher
+
 EVERYONE = "everyone"
 USER_PREFIX = "user:"
-
-
-class WakeupRelay(Protocol):
-    def publish(self, message: str) -> None:
-        """Send ``message`` to the other server processes, without waiting."""
-        ...
 
 
 class Generation:
@@ -78,7 +75,7 @@ class WakeupHub:
         self._everyone = Generation()
         self._per_user: dict[uuid.UUID, Generation] = {}
         self._subscribers: dict[uuid.UUID, int] = {}
-        self.relay: WakeupRelay | None = None
+        self.relay: Publisher | None = None
 
     @contextmanager
     def subscribe(self, user_id: uuid.UUID) -> Iterator[Subscription]:

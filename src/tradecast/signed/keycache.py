@@ -28,17 +28,14 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 from tradecast.signed.verification import SigningKey
 
+if TYPE_CHECKING:
+    from tradecast.delivery.fanout import Publisher
+
 KEY_PREFIX = "key:"
-
-
-class InvalidationRelay(Protocol):
-    def publish(self, message: str) -> None:
-        """Send ``message`` to the other server processes, without waiting."""
-        ...
 
 
 class KeyCache:
@@ -54,7 +51,7 @@ class KeyCache:
         self._clock = clock
         self._entries: OrderedDict[uuid.UUID, tuple[float, SigningKey]] = OrderedDict()
         self._epoch = 0
-        self.relay: InvalidationRelay | None = None
+        self.relay: Publisher | None = None
 
     @property
     def enabled(self) -> bool:
