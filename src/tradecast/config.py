@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     database_url: str = ""
     # Connections each server process keeps to PostgreSQL (a fixed pool, db.py).
     db_pool_size: int = Field(default=20, gt=0)
+    # And a second fixed pool, asyncpg's own, for the device paths (poll, key lookup).
+    db_device_pool_size: int = Field(default=10, gt=0)
     redis_url: str | None = None
     # Namespaces every Redis key and the wake-up channel (pub/sub ignores database
     # numbers), so several deployments or test runs can share one Redis.

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import enum
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, cast
 
+import asyncpg
 from fastapi import Depends, Request
-from sqlalchemy import DateTime, MetaData, Numeric, String, event
+from sqlalchemy import ClauseElement, DateTime, MetaData, Numeric, String, event, make_url
+from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -18,9 +23,10 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.types import TypeDecorator
 
-from tradecast.errors import AppError
+from tradecast.errors import AppError, DatabaseUnavailable
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -112,7 +118,9 @@ POOL_TIMEOUT_S = 5
 class Database:
     """One engine and session factory per process, owned by the app's lifespan."""
 
-    def __init__(self, url: str, *, echo: bool = False, pool_size: int = 20) -> None:
+    def __init__(
+        self, url: str, *, echo: bool = False, pool_size: int = 20, driver_pool_size: int = 10
+    ) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         options: dict[str, Any] = {"echo": echo}
@@ -149,9 +157,97 @@ class Database:
             if self.is_sqlite
             else self.engine.execution_options(isolation_level="AUTOCOMMIT")
         )
+        # PostgreSQL: asyncpg's own pool, for the statements devices run all day.
+        self._driver_pool_size = driver_pool_size
+        self._driver_pool: asyncpg.Pool | None = None
+        self._driver_pool_opening = asyncio.Lock()
+
+    @asynccontextmanager
+    async def driver_connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """PostgreSQL: a connection of asyncpg's own pool, in autocommit.
+
+        For the device paths that run thousands of times a second (the poll, the
+        signing-key lookup): a statement compiled once (``DriverStatement``) costs
+        one round trip and no SQLAlchemy layer. Like the engine's pool it is fixed
+        in size, and a request that finds it exhausted for ``POOL_TIMEOUT_S``
+        answers 503. A connection the server dropped is replaced on its next
+        checkout; the statement that met the drop raises asyncpg's connection
+        error, which answers 503 too (``errors.py``).
+        """
+        pool = self._driver_pool or await self._open_driver_pool()
+        try:
+            connection = await pool.acquire(timeout=POOL_TIMEOUT_S)
+        except TimeoutError as exc:
+            raise DatabaseUnavailable("The database is busy; retry shortly") from exc
+        try:
+            yield connection
+        finally:
+            await pool.release(connection)
+
+    async def _open_driver_pool(self) -> asyncpg.Pool:
+        async with self._driver_pool_opening:
+            if self._driver_pool is None:
+                dsn = make_url(self.url).set(drivername="postgresql")
+                self._driver_pool = await asyncpg.create_pool(
+                    dsn.render_as_string(hide_password=False),
+                    min_size=0,
+                    max_size=self._driver_pool_size,
+                    max_inactive_connection_lifetime=1800,
+                )
+            return self._driver_pool
 
     async def dispose(self) -> None:
+        if self._driver_pool is not None:
+            await self._driver_pool.close()
+            self._driver_pool = None
         await self.engine.dispose()
+
+
+_ASYNCPG = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
+
+
+class DriverStatement:
+    """A Core statement compiled once for asyncpg, to run on ``driver_connection``.
+
+    The SQL is SQLAlchemy's own rendering of the statement, so it stays defined
+    once, next to its ORM neighbours; only the execution skips SQLAlchemy.
+    Values are passed by bind-parameter name; constants the statement carries
+    (an enum value, say) are filled in from the statement itself.
+    """
+
+    def __init__(self, statement: ClauseElement) -> None:
+        compiled = cast(SQLCompiler, statement.compile(dialect=_ASYNCPG))
+        self.sql = compiled.string
+        self._names: Sequence[str] = compiled.positiontup or ()
+        self._constants = {
+            name: value.value if isinstance(value, enum.Enum) else value
+            for name, value in compiled.params.items()
+            if value is not None
+        }
+
+    def arguments(self, values: Mapping[str, Any]) -> list[Any]:
+        return [values[name] if name in values else self._constants[name] for name in self._names]
+
+    async def fetch(
+        self, connection: asyncpg.Connection, values: Mapping[str, Any]
+    ) -> list[asyncpg.Record]:
+        rows: list[asyncpg.Record] = await connection.fetch(self.sql, *self.arguments(values))
+        return rows
+
+
+class RecordView:
+    """An asyncpg row read by attribute, as SQLAlchemy's rows are."""
+
+    __slots__ = ("_record",)
+
+    def __init__(self, record: asyncpg.Record) -> None:
+        self._record = record
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._record[name]
+        except KeyError:
+            raise AttributeError(name) from None
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

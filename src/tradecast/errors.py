@@ -19,7 +19,7 @@ from asyncpg.exceptions import (
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
@@ -248,7 +248,7 @@ async def _driver_error(request: Request, exc: DBAPIError) -> Response:
     )
 
 
-async def _database_error(_: Request, exc: SQLAlchemyError | ConnectionError) -> Response:
+async def _database_error(_: Request, exc: Exception) -> Response:
     # Lost connections, refused connects and pool timeouts: fail fast with a
     # retryable 503 rather than a 500; the pool reconnects once the server is back.
     logger.warning("database unavailable", extra={"error": type(exc).__name__})
@@ -269,8 +269,10 @@ def install_error_handlers(app: FastAPI) -> None:
         (InterfaceError, _database_error),
         (PoolTimeout, _database_error),
         (DBAPIError, _driver_error),
-        # asyncpg raises the OS error itself when a new connection is refused.
-        (ConnectionError, _database_error),
+        # asyncpg raises the OS error itself when a new connection is refused, and
+        # its own connection errors on the statements run without SQLAlchemy
+        # (Database.driver_connection).
+        *((exc_class, _database_error) for exc_class in _CONNECTION_ERRORS),
     ]
     for exc_class, handler in handlers:
         app.add_exception_handler(exc_class, handler)

@@ -47,7 +47,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.db = Database(settings.resolved_database_url, pool_size=settings.db_pool_size)
+        app.state.db = Database(
+            settings.resolved_database_url,
+            pool_size=settings.db_pool_size,
+            driver_pool_size=settings.db_device_pool_size,
+        )
         # With REDIS_URL, nonces, rate limits and wake-ups are shared by every process.
         redis = sharedstate.connect(settings) if settings.redis_url else None
         app.state.nonces = (

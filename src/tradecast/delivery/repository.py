@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
+import asyncpg
 from sqlalchemy import (
     ColumnElement,
     Integer,
@@ -22,9 +23,9 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from tradecast.db import UTCDateTime
+from tradecast.db import DriverStatement, RecordView, UTCDateTime
 from tradecast.delivery.models import Delivery
 from tradecast.devices.models import Device
 from tradecast.signals.models import Decision, Signal, SignalApproval
@@ -165,18 +166,18 @@ def first_delivery_only(insert: Any) -> Any:
     return insert.on_conflict_do_nothing(index_elements=[Delivery.device_id, Delivery.signal_id])
 
 
-_DELIVER_PENDING = _deliver_pending_statement()
+_DELIVER_PENDING = DriverStatement(_deliver_pending_statement())
 
 
 async def deliver_pending_at_once(
-    connection: AsyncConnection,
+    connection: asyncpg.Connection,
     device_id: uuid.UUID,
     owner_id: uuid.UUID,
     now: datetime,
     limit: int,
 ) -> Sequence[SignalFields] | None:
-    """PostgreSQL: the whole poll as one statement on ``connection`` (autocommit, or
-    inside the caller's transaction); None if the device is not active."""
+    """PostgreSQL: the whole poll as one statement on a driver connection in
+    autocommit (``Database.driver_connection``); None if the device is not active."""
     values = {
         "device_id": device_id,
         "owner_id": owner_id,
@@ -184,11 +185,10 @@ async def deliver_pending_at_once(
         "stale_before": now - LAST_POLL_STEP,
         "limit": limit,
     }
-    rows = (await connection.execute(_DELIVER_PENDING, values)).all()
+    rows = await _DELIVER_PENDING.fetch(connection, values)
     if not rows:
         return None
-    # A Row has every column of the signal as an attribute, which is what SignalFields asks.
-    return [cast(SignalFields, row) for row in rows if row.id is not None]
+    return [cast(SignalFields, RecordView(row)) for row in rows if row["id"] is not None]
 
 
 class DeliveryRepository:

@@ -58,8 +58,9 @@ async def look(
 ) -> Sequence[SignalFields]:
     """One look: the pending signals, their deliveries and ``last_poll`` recorded.
 
-    On PostgreSQL one statement in autocommit (no BEGIN/COMMIT round trips); on
-    SQLite four statements in one transaction.
+    On PostgreSQL one statement in autocommit on asyncpg's own connection (no
+    BEGIN/COMMIT round trips, no SQLAlchemy layer); on SQLite four statements in
+    one transaction.
     """
     now = clock.utcnow()
     found: Sequence[SignalFields] | None
@@ -69,7 +70,7 @@ async def look(
                 device_id, owner_id, now, limit
             )
     else:
-        async with db.autocommit.connect() as connection:
+        async with db.driver_connection() as connection:
             found = await deliver_pending_at_once(connection, device_id, owner_id, now, limit)
     return _active(found)
 

@@ -21,12 +21,11 @@ from tradecast.signed.verification import KeyLookup, SigningKey
 def device_key_lookup(db: Database, box: SecretBox) -> KeyLookup:
     """Find a device's signing key by id, opening its sealed secret with ``box``.
 
-    One indexed read on an autocommit connection: no session, no transaction.
+    One indexed read in autocommit: no session, no transaction.
     """
 
     async def lookup(key_id: uuid.UUID) -> SigningKey | None:
-        async with db.autocommit.connect() as connection:
-            device = await signing_row(connection, key_id)
+        device = await signing_row(db, key_id)
         if device is None:
             return None
         if not device.is_active:

@@ -2,23 +2,42 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from typing import Protocol, cast
 
-from sqlalchemy import Row, Uuid, bindparam, func, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy import Uuid, bindparam, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from tradecast.db import Database, DriverStatement, RecordView
 from tradecast.devices.models import Device
 from tradecast.users.models import User
 
 _SIGNING_ROW = select(Device.id, Device.user_id, Device.is_active, Device.secret_sealed).where(
     Device.id == bindparam("device_id", type_=Uuid())
 )
+_SIGNING_ROW_DRIVER = DriverStatement(_SIGNING_ROW)
 
 
-async def signing_row(
-    connection: AsyncConnection, device_id: uuid.UUID
-) -> Row[uuid.UUID, uuid.UUID, bool, str] | None:
-    """What verifying a device's signature needs of its row, read without the ORM."""
-    return (await connection.execute(_SIGNING_ROW, {"device_id": device_id})).first()
+class SigningRow(Protocol):
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def user_id(self) -> uuid.UUID: ...
+    @property
+    def is_active(self) -> bool: ...
+    @property
+    def secret_sealed(self) -> str: ...
+
+
+async def signing_row(db: Database, device_id: uuid.UUID) -> SigningRow | None:
+    """What verifying a device's signature needs of its row, read without the ORM, in
+    autocommit: on PostgreSQL one statement on asyncpg's own pool."""
+    values = {"device_id": device_id}
+    if db.is_sqlite:
+        async with db.autocommit.connect() as connection:
+            return (await connection.execute(_SIGNING_ROW, values)).first()
+    async with db.driver_connection() as driver:
+        rows = await _SIGNING_ROW_DRIVER.fetch(driver, values)
+    return cast(SigningRow, RecordView(rows[0])) if rows else None
 
 
 class DeviceRepository:

@@ -81,7 +81,7 @@ class Signal(UUIDPrimaryKey, Base):
 
 def truthful_status(status: SignalStatus, expires_at: datetime, now: datetime) -> SignalStatus:
     """``Signal.status_at`` for values read without the ORM (the poll's rows)."""
-    if status is SignalStatus.OPEN and expires_at <= now:
+    if status == SignalStatus.OPEN and expires_at <= now:
         return SignalStatus.EXPIRED
     return status
 
