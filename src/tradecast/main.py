@@ -19,6 +19,7 @@ from tradecast.boundaries import (
 from tradecast.config import Settings, get_settings
 from tradecast.db import Database
 from tradecast.delivery.batch import DeliveryBatcher
+from tradecast.delivery.endpoint import PollRoute
 from tradecast.delivery.fanout import RedisRelay
 from tradecast.delivery.router import router as delivery_router
 from tradecast.delivery.wakeups import WakeupHub
@@ -127,7 +128,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         metrics=app.state.metrics,
         trusted_proxies=settings.trusted_proxies,
     )
-    # Routes are matched in order: the devices' endpoints, called all day, come first.
+    # Routes are matched in order: the devices' endpoints, called all day, come first,
+    # and the poll as a plain ASGI route ahead of its OpenAPI declaration.
+    app.router.routes.append(PollRoute())
     app.include_router(delivery_router)
     app.include_router(executions_router)
     app.include_router(health_router)

@@ -1,0 +1,97 @@
+"""The poll, served as a plain ASGI endpoint.
+
+Devices poll all day, and through FastAPI's request handling (dependency
+resolution, parameter binding, a second validation of the answer) a poll
+spent more of its time in the framework than in its own work
+(``docs/PERFORMANCE.md``). ``PollEndpoint`` takes the same steps itself, in the
+order FastAPI took them, and raises the same errors, which the app's exception
+handlers render as problems exactly as for every other route:
+
+1. no NUL character in the query string (``boundaries.refuse_nul_characters``);
+2. the signature, nonce and rate limit (``devices.dependencies.signed_device_key``);
+3. ``limit`` and ``wait`` against ``PollQuery``'s constraints (a 422 names the field);
+4. the poll itself (``delivery.service.poll``), its answer serialised once.
+
+The middlewares (request id, access log, metrics, body limit) wrap it as they
+wrap every route. The operation's OpenAPI entry is its FastAPI declaration in
+``delivery/router.py``, from the same ``PollQuery`` and ``PollOut``; ``main.py``
+puts this route in front of that declaration.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Match, Route
+from starlette.types import Receive, Scope, Send
+
+from tradecast.boundaries import refuse_nul_characters
+from tradecast.config import Settings
+from tradecast.delivery import service
+from tradecast.delivery.schemas import PollOut, PollQuery
+from tradecast.delivery.wakeups import hub_of
+from tradecast.devices.dependencies import signed_device_key
+from tradecast.kit import clock
+from tradecast.signals.schemas import SignalOut
+from tradecast.signed.errors import UnknownKey
+
+POLL_PATH = "/api/v1/exec/poll"
+
+
+async def poll_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
+    request = Request(scope, receive)
+    await refuse_nul_characters(request)
+    key = await signed_device_key(request)
+    if key.owner_id is None:  # device keys always carry their owner
+        raise UnknownKey()
+    try:
+        query = PollQuery.model_validate(dict(request.query_params))
+    except ValidationError as exc:
+        raise RequestValidationError(_in_query(exc)) from None
+    state = request.app.state
+    signals = await service.poll(
+        state.db,
+        hub_of(request),
+        state.delivery_batcher,
+        device_id=key.key_id,
+        owner_id=key.owner_id,
+        limit=query.limit,
+        wait_s=query.wait,
+    )
+    now = clock.utcnow()
+    settings: Settings = state.settings
+    answer = PollOut(
+        signals=[SignalOut.of(signal, now) for signal in signals],
+        server_time=now,
+        poll_interval_s=settings.poll_interval_s,
+    )
+    response = Response(answer.model_dump_json(), media_type="application/json")
+    await response(scope, receive, send)
+
+
+def _in_query(exc: ValidationError) -> list[dict[str, Any]]:
+    """The model's errors located as FastAPI locates a query parameter's."""
+    return [
+        {**error, "loc": ("query", *error["loc"])}
+        for error in exc.errors(include_url=False, include_context=False)
+    ]
+
+
+class PollRoute(Route):
+    """``GET`` only (Starlette would add ``HEAD``), and named on the scope as FastAPI's
+    routes are, for the access log and the metrics' route label."""
+
+    def __init__(self) -> None:
+        super().__init__(POLL_PATH, poll_endpoint, name="poll", include_in_schema=False)
+        self.app = poll_endpoint  # a plain ASGI app, not a request-to-response function
+        self.methods = {"GET"}
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child_scope = super().matches(scope)
+        if match != Match.NONE:
+            child_scope["route"] = self
+        return match, child_scope
