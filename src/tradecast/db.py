@@ -193,6 +193,10 @@ class Database:
                     min_size=0,
                     max_size=self._driver_pool_size,
                     max_inactive_connection_lifetime=1800,
+                    # The device statements are prepared once per connection; planned
+                    # afresh for each execution they spent as long in the planner as
+                    # running (docs/DELIVERY.md has both plans).
+                    server_settings={"plan_cache_mode": "force_generic_plan"},
                 )
             return self._driver_pool
 
