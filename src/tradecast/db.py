@@ -197,6 +197,7 @@ class Database:
                     # afresh for each execution they spent as long in the planner as
                     # running (docs/DELIVERY.md has both plans).
                     server_settings={"plan_cache_mode": "force_generic_plan"},
+                    reset=_nothing_to_reset,
                 )
             return self._driver_pool
 
@@ -205,6 +206,13 @@ class Database:
             await self._driver_pool.close()
             self._driver_pool = None
         await self.engine.dispose()
+
+
+async def _nothing_to_reset(_: asyncpg.Connection) -> None:
+    """The device statements are single statements in autocommit that change no
+    session state, so a connection goes back to the pool as it is: asyncpg's
+    default reset (``RESET ALL``, ``UNLISTEN *``, ...) is a round trip per checkout.
+    asyncpg still rolls back a transaction left open, whatever ``reset`` does."""
 
 
 _ASYNCPG = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
