@@ -21,6 +21,7 @@ end
 
 function init(args)
   local file, threads = args[1], tonumber(args[2])
+  once = args[3] == "once"
   local n = 0
   for line in io.lines(file) do
     if n % threads == id then
@@ -40,7 +41,11 @@ end
 
 function request()
   position = position + 1
-  if position > #requests then position = 1 end
+  if position > #requests then
+    -- A warm-up sends each request once; a measured run starts over if it runs out.
+    if once then wrk.thread:stop() end
+    position = 1
+  end
   return requests[position]
 end
 """
@@ -61,8 +66,16 @@ def available() -> bool:
 
 
 def run(
-    url: str, requests_file: Path, *, seconds: int, connections: int, threads: int = 2
+    url: str,
+    requests_file: Path,
+    *,
+    seconds: int,
+    connections: int,
+    threads: int = 2,
+    once: bool = False,
 ) -> Result:
+    """``seconds`` of load; with ``once``, each request is sent at most once (wrk
+    still waits out ``seconds``)."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(LUA)
     output = subprocess.run(  # noqa: S603 - fixed arguments
@@ -78,6 +91,7 @@ def run(
             "--",
             str(requests_file),
             str(threads),
+            *(["once"] if once else []),
         ],
         capture_output=True,
         text=True,
