@@ -270,7 +270,8 @@ def test_postgres_restart_under_load_fails_fast_with_503_and_recovers(
     down = phases["down"]
     assert sum(o.status == 503 for o in down) >= len(down) // 2, down
     assert {o.kind for o in down if o.status == 503} == {"me", "poll"}
-    assert {o.status for o in phases["after"]} == {200}, phases["after"]
+    failed_after = [o for o in phases["after"] if o.status != 200]
+    assert not failed_after, failed_after
     assert recovered_in < 30
     assert "Traceback" not in server.log.read_text(errors="replace")
 
@@ -332,7 +333,9 @@ def test_redis_killed_under_load_refuses_signed_requests_and_recovers(
         url,
         tmp_path / "data",
         TRADECAST_REDIS_URL=redis_server.url,
-        TRADECAST_REDIS_TIMEOUT_S="0.5",
+        # A killed Redis refuses connections at once; the timeout only has to outlast
+        # a busy machine (with 0.5 s a starved test run saw a 503 after recovery).
+        TRADECAST_REDIS_TIMEOUT_S="2",
         # Off, as above; the nonces still live in Redis, which is what fails closed.
         TRADECAST_RATE_LIMITS_ENABLED="false",
     )
@@ -377,4 +380,5 @@ def test_redis_killed_under_load_refuses_signed_requests_and_recovers(
     assert len(refused) >= len(polls) // 2, polls
     assert {o.code for o in refused} == {"redis_unavailable"}
     assert all(o.retry_after for o in refused)
-    assert {o.status for o in phases["after"]} == {200}, phases["after"]
+    failed_after = [o for o in phases["after"] if o.status != 200]
+    assert not failed_after, failed_after
