@@ -18,6 +18,7 @@ from tests.helpers import assert_problem
 from tradecast.db import Database
 from tradecast.delivery.batch import DeliveryBatcher
 from tradecast.delivery.models import Delivery
+from tradecast.delivery.wakeups import WakeupHub
 from tradecast.kit import clock
 
 
@@ -37,9 +38,16 @@ def counting_statements(app: FastAPI) -> Iterator[list[str]]:
         event.remove(engine, "before_cursor_execute", record)
 
 
-async def _held(terminals: list[Terminal], wait: int = 10) -> list[asyncio.Task[Any]]:
+async def _held(app: FastAPI, terminals: list[Terminal], wait: int = 10) -> list[asyncio.Task[Any]]:
+    """Start a long poll for each terminal; return once every one of them waits
+    (verified, first look taken), however long a busy machine takes for that."""
     tasks = [asyncio.create_task(t.poll(wait=wait)) for t in terminals]
-    await asyncio.sleep(0.5)
+    hub: WakeupHub = app.state.wakeups
+    for _ in range(500):  # up to 10 s
+        if hub.held >= len(terminals):
+            break
+        await asyncio.sleep(0.02)
+    assert hub.held == len(terminals)
     assert not any(task.done() for task in tasks)
     return tasks
 
@@ -52,7 +60,7 @@ async def test_one_signal_reaches_every_waiting_device_in_one_statement(
     await desk.set_mode(careful, "approval")
     held_back = await desk.terminal(careful)
     await desk.admin()
-    tasks = await _held([*terminals, held_back], wait=3)
+    tasks = await _held(app, [*terminals, held_back], wait=3)
     with counting_statements(app) as statements:
         signal = await desk.publish()
         answers = await asyncio.wait_for(asyncio.gather(*tasks[:-1]), 5)
@@ -84,10 +92,10 @@ async def test_one_signal_reaches_every_waiting_device_in_one_statement(
     assert sorted(str(row.device_id) for row in rows) == sorted(t.id for t in terminals)
 
 
-async def test_two_polls_of_one_device_are_both_answered(desk: Desk) -> None:
+async def test_two_polls_of_one_device_are_both_answered(desk: Desk, app: FastAPI) -> None:
     terminal = await desk.terminal()
     await desk.admin()
-    first, second = await _held([terminal, terminal])
+    first, second = await _held(app, [terminal, terminal])
     signal = await desk.publish()
     for answer in await asyncio.wait_for(asyncio.gather(first, second), 5):
         assert answer.status_code == 200
@@ -114,10 +122,10 @@ async def test_each_question_in_a_batch_gets_its_own_limit(desk: Desk, app: Fast
     assert await terminal.pending_ids() == published
 
 
-async def test_a_device_deleted_while_it_waits_is_refused(desk: Desk) -> None:
+async def test_a_device_deleted_while_it_waits_is_refused(desk: Desk, app: FastAPI) -> None:
     terminal = await desk.terminal()
     await desk.admin()
-    (waiting,) = await _held([terminal])
+    (waiting,) = await _held(app, [terminal])
     deleted = await desk.api.client.delete(
         f"/api/v1/devices/{terminal.id}", headers=terminal.owner.headers
     )

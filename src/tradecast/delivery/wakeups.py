@@ -166,6 +166,12 @@ class WakeupHub:
     def waiting(self) -> int:
         return sum(self._subscribers.values())
 
+    @property
+    def held(self) -> int:
+        """Polls waiting for a notification right now: past their first look, each
+        holding one future on the current generation."""
+        return len(self._everyone.waiters)
+
 
 def _time_out(waiter: asyncio.Future[bool]) -> None:
     if not waiter.done():
