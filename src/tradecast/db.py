@@ -194,8 +194,8 @@ class Database:
                     max_size=self._driver_pool_size,
                     max_inactive_connection_lifetime=1800,
                     # The device statements are prepared once per connection; planned
-                    # afresh for each execution they spent as long in the planner as
-                    # running (docs/DELIVERY.md has both plans).
+                    # afresh for each execution they spent nearly as long in the planner
+                    # as running (`python -m bench.explain_poll` prints both plans).
                     server_settings={"plan_cache_mode": "force_generic_plan"},
                     reset=_nothing_to_reset,
                 )
