@@ -182,12 +182,17 @@ class Load:
                 kind = kinds[i % len(kinds)]
                 i += 1
                 call = getattr(self.caller, kind)
+                with self._lock:
+                    began = self.phase
                 try:
                     outcome = _measure(kind, lambda call=call: call(client))
                 except httpx.TransportError as exc:
                     outcome = Outcome(kind, 0, type(exc).__name__, None, "", 0.0)
                 with self._lock:
-                    self.by_phase.setdefault(self.phase, []).append(outcome)
+                    # A request that spans a change of phase (sent while the service
+                    # was down, answered just after it recovered) belongs to neither.
+                    phase = began if began == self.phase else f"{began}->{self.phase}"
+                    self.by_phase.setdefault(phase, []).append(outcome)
                 time.sleep(0.02)
 
     def enter(self, phase: str) -> None:
