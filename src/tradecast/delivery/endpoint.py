@@ -3,7 +3,7 @@
 Devices poll all day, and through FastAPI's request handling (dependency
 resolution, parameter binding, a second validation of the answer) a poll
 spent more of its time in the framework than in its own work
-(``docs/PERFORMANCE.md``). ``PollEndpoint`` takes the same steps itself, in the
+(``docs/PERFORMANCE.md``). ``poll_endpoint`` takes the same steps itself, in the
 order FastAPI took them, and raises the same errors, which the app's exception
 handlers render as problems exactly as for every other route:
 
