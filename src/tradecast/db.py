@@ -5,15 +5,24 @@ from __future__ import annotations
 import asyncio
 import enum
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated, Any, ClassVar, cast
+from typing import Annotated, Any, ClassVar, Protocol, cast
 
 import asyncpg
 from fastapi import Depends, Request
-from sqlalchemy import ClauseElement, DateTime, MetaData, Numeric, String, event, make_url
+from sqlalchemy import (
+    ClauseElement,
+    DateTime,
+    Executable,
+    MetaData,
+    Numeric,
+    String,
+    event,
+    make_url,
+)
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import (
@@ -167,12 +176,13 @@ class Database:
         """PostgreSQL: a connection of asyncpg's own pool, in autocommit.
 
         For the device paths that run thousands of times a second (the poll, the
-        signing-key lookup): a statement compiled once (``DriverStatement``) costs
-        one round trip and no SQLAlchemy layer. Like the engine's pool it is fixed
-        in size, and a request that finds it exhausted for ``POOL_TIMEOUT_S``
-        answers 503. A connection the server dropped is replaced on its next
-        checkout; the statement that met the drop raises asyncpg's connection
-        error, which answers 503 too (``errors.py``).
+        signing-key lookup, the execution reports in a transaction of their own,
+        ``statements_unit_of_work``): a statement compiled once
+        (``DriverStatement``) costs one round trip and no SQLAlchemy layer. Like
+        the engine's pool it is fixed in size, and a request that finds it
+        exhausted for ``POOL_TIMEOUT_S`` answers 503. A connection the server
+        dropped is replaced on its next checkout; the statement that met the drop
+        raises asyncpg's connection error, which answers 503 too (``errors.py``).
         """
         pool = self._driver_pool or await self._open_driver_pool()
         try:
@@ -209,8 +219,9 @@ class Database:
 
 
 async def _nothing_to_reset(_: asyncpg.Connection) -> None:
-    """The device statements are single statements in autocommit that change no
-    session state, so a connection goes back to the pool as it is: asyncpg's
+    """The device statements change no session state (single statements in
+    autocommit, or a report's transaction, committed or rolled back by its unit of
+    work), so a connection goes back to the pool as it is: asyncpg's
     default reset (``RESET ALL``, ``UNLISTEN *``, ...) is a round trip per checkout.
     asyncpg still rolls back a transaction left open, whatever ``reset`` does."""
 
@@ -228,23 +239,99 @@ class DriverStatement:
     """
 
     def __init__(self, statement: ClauseElement) -> None:
+        self.statement = statement
         compiled = cast(SQLCompiler, statement.compile(dialect=_ASYNCPG))
         self.sql = compiled.string
-        self._names: Sequence[str] = compiled.positiontup or ()
+        names: Sequence[str] = compiled.positiontup or ()
+        # The column types' own conversions on the way in (a JSON document to its
+        # text, say), as SQLAlchemy would apply them; most types need none.
+        processors = cast(Mapping[str, Callable[[Any], Any]], compiled._bind_processors)
+        self._slots = [(name, processors.get(name)) for name in names]
         self._constants = {
-            name: value.value if isinstance(value, enum.Enum) else value
+            name: _constant(processors.get(name), value)
             for name, value in compiled.params.items()
             if value is not None
         }
 
     def arguments(self, values: Mapping[str, Any]) -> list[Any]:
-        return [values[name] if name in values else self._constants[name] for name in self._names]
+        return [
+            _processed(processor, values[name]) if name in values else self._constants[name]
+            for name, processor in self._slots
+        ]
 
     async def fetch(
         self, connection: asyncpg.Connection, values: Mapping[str, Any]
     ) -> list[asyncpg.Record]:
         rows: list[asyncpg.Record] = await connection.fetch(self.sql, *self.arguments(values))
         return rows
+
+
+class Statements(Protocol):
+    """Runs ``DriverStatement``s in a unit of work, on whichever database this is.
+
+    For the device report path, written once against Core statements: on
+    PostgreSQL each runs as one prepared statement on a connection of asyncpg's
+    own pool, on SQLite through the request's SQLAlchemy session. Rows come back
+    as mappings by column name.
+    """
+
+    is_sqlite: bool
+
+    async def rows(
+        self, statement: DriverStatement, values: Mapping[str, Any]
+    ) -> Sequence[Mapping[str, Any]]:
+        """Run a statement that returns rows (a query, or a write with RETURNING)."""
+        ...
+
+    async def execute(self, statement: DriverStatement, values: Mapping[str, Any]) -> None:
+        """Run a write that returns no rows."""
+        ...
+
+
+class DriverStatements:
+    """``Statements`` on an asyncpg connection (PostgreSQL)."""
+
+    is_sqlite = False
+
+    def __init__(self, connection: asyncpg.Connection) -> None:
+        self.connection = connection
+
+    async def rows(
+        self, statement: DriverStatement, values: Mapping[str, Any]
+    ) -> Sequence[Mapping[str, Any]]:
+        # asyncpg's records are read by column name like mappings.
+        return cast(Sequence[Mapping[str, Any]], await statement.fetch(self.connection, values))
+
+    async def execute(self, statement: DriverStatement, values: Mapping[str, Any]) -> None:
+        await self.connection.execute(statement.sql, *statement.arguments(values))
+
+
+class SessionStatements:
+    """``Statements`` through a SQLAlchemy session (SQLite)."""
+
+    is_sqlite = True
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def rows(
+        self, statement: DriverStatement, values: Mapping[str, Any]
+    ) -> Sequence[Mapping[str, Any]]:
+        result = await self.session.execute(cast(Executable, statement.statement), values)
+        return cast(Sequence[Mapping[str, Any]], result.mappings().all())
+
+    async def execute(self, statement: DriverStatement, values: Mapping[str, Any]) -> None:
+        await self.session.execute(cast(Executable, statement.statement), values)
+
+
+def _processed(processor: Callable[[Any], Any] | None, value: Any) -> Any:
+    return value if processor is None or value is None else processor(value)
+
+
+def _constant(processor: Callable[[Any], Any] | None, value: Any) -> Any:
+    if processor is None and isinstance(value, enum.Enum):
+        return value.value
+    return _processed(processor, value)
 
 
 class RecordView:
@@ -313,21 +400,55 @@ async def unit_of_work(
     reach the client as an error, never as a 2xx for work that was lost.
     """
     async with db.sessionmaker() as session:
-        try:
+        async with _committed(request, session.commit, session.rollback):
             yield session
-        except AppError as error:
-            if error.keeps_changes:
-                await session.commit()
-            else:
-                await session.rollback()
-            raise
-        except BaseException:
-            await session.rollback()
-            raise
+
+
+@asynccontextmanager
+async def _committed(
+    request: Request,
+    commit: Callable[[], Awaitable[None]],
+    rollback: Callable[[], Awaitable[None]],
+) -> AsyncIterator[None]:
+    """Commit when the block ends normally, or with an error that keeps its
+    changes; roll back otherwise. Callbacks queued by ``after_commit`` run after
+    the commit only."""
+    try:
+        yield
+    except AppError as error:
+        if error.keeps_changes:
+            await commit()
         else:
-            await session.commit()
-            for callback in request.scope.pop(_AFTER_COMMIT, ()):
-                callback()
+            await rollback()
+        raise
+    except BaseException:
+        await rollback()
+        raise
+    else:
+        await commit()
+        for callback in request.scope.pop(_AFTER_COMMIT, ()):
+            callback()
 
 
 DbSession = Annotated[AsyncSession, Depends(unit_of_work, scope="function")]
+
+
+async def statements_unit_of_work(
+    request: Request, db: Annotated[Database, Depends(database)]
+) -> AsyncIterator[Statements]:
+    """The unit of work of a device report, committed once before the response
+    is sent, as ``unit_of_work``'s: on PostgreSQL one transaction on a
+    connection of asyncpg's own pool, on SQLite the request's session."""
+    if db.is_sqlite:
+        async with db.sessionmaker() as session:
+            async with _committed(request, session.commit, session.rollback):
+                yield SessionStatements(session)
+        return
+    async with db.driver_connection() as connection:
+        transaction = connection.transaction()
+        await transaction.start()
+        async with _committed(request, transaction.commit, transaction.rollback):
+            yield DriverStatements(connection)
+
+
+DbStatements = Annotated[Statements, Depends(statements_unit_of_work, scope="function")]

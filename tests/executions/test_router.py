@@ -305,3 +305,61 @@ async def test_concurrent_distinct_fills_all_count(desk: Desk) -> None:
     assert trade["size"] == "0.2"
     # Mean of 1.01 … 1.20 with equal sizes.
     assert trade["price"] == "1.105"
+
+
+async def audit_of(desk: Desk, terminal: Terminal) -> list[dict[str, Any]]:
+    admin = await desk.admin()
+    response = await desk.api.client.get(
+        "/api/v1/admin/audit", params={"actor_id": terminal.id}, headers=admin.headers
+    )
+    assert response.status_code == 200
+    items: list[dict[str, Any]] = response.json()["items"]
+    return items
+
+
+async def test_fills_and_errors_are_audited_once_acks_not_at_all(desk: Desk) -> None:
+    terminal = await desk.terminal()
+    first = await delivered(desk, terminal)
+    second = await delivered(desk, terminal)
+    assert (await terminal.ack(first["id"], report_id="a-1")).status_code == 201
+    assert (await terminal.fill(first["id"], "1.2500", "0.5", report_id="f-1")).status_code == 201
+    assert (await terminal.fill(first["id"], "1.25", "0.50", report_id="f-1")).status_code == 200
+    error = await terminal.error(second["id"], 10019, "Not enough money", report_id="e-1")
+    assert error.status_code == 201
+
+    events = await audit_of(desk, terminal)
+    # Newest first; the replayed fill and the ACK left nothing.
+    assert [event["action"] for event in events] == ["execution.error", "execution.fill"]
+    errored, filled = events
+    assert filled["actor_type"] == "device"
+    assert filled["target_type"] == "signal"
+    assert filled["target_id"] == first["id"]
+    assert filled["metadata"] == {
+        "report_id": "f-1",
+        "signal_id": first["id"],
+        "fill_price": "1.25",
+        "fill_size": "0.5",
+    }
+    assert filled["request_id"]
+    assert errored["target_id"] == second["id"]
+    assert errored["metadata"] == {
+        "report_id": "e-1",
+        "signal_id": second["id"],
+        "status_code": 10019,
+    }
+
+
+async def test_a_refused_report_leaves_nothing_behind(desk: Desk) -> None:
+    careful = await desk.api.user()
+    await desk.set_mode(careful, "approval")
+    terminal = await desk.terminal(careful)
+    unapproved = await desk.publish()
+    refused = await terminal.fill(unapproved["id"], "1.1", "0.5", report_id="early")
+    assert_problem(refused, 404, "signal_not_delivered")
+    trades = await desk.api.client.get("/api/v1/trades", headers=careful.headers)
+    assert trades.json()["items"] == []
+    assert await audit_of(desk, terminal) == []
+    # Once approved the same report_id is free: nothing was kept of the refusal.
+    assert (await desk.decide(careful, unapproved["id"], "approve")).status_code == 201
+    accepted = await terminal.fill(unapproved["id"], "1.1", "0.5", report_id="early")
+    assert accepted.status_code == 201

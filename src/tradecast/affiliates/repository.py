@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
@@ -22,6 +23,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from tradecast.affiliates.models import (
     Affiliate,
+    AffiliateStatus,
     Commission,
     CommissionStatus,
     Payout,
@@ -29,22 +31,43 @@ from tradecast.affiliates.models import (
     Referral,
     ReferralStatus,
 )
+from tradecast.db import DriverStatement, Statements, UTCDateTime
 from tradecast.kit.pagination import PageParams
 
 ZERO = Decimal(0)
 
-# Read on every fill of a referred user: built once, with a bind parameter.
+# Read on every fill of a referred user: built once, with bind parameters, run by
+# ``Statements`` (see ``FillCommissionRepository``).
 _USER_ID = bindparam("user_id", type_=Uuid())
-_REFERRER_LOCKED = (
-    select(Affiliate)
-    .join(Referral, Referral.affiliate_id == Affiliate.id)
-    .where(Referral.referred_user_id == _USER_ID)
-    .with_for_update(of=Affiliate)
-    .execution_options(populate_existing=True)
-)
+_AFFILIATES = cast(Table, Affiliate.__table__)
+_REFERRALS = cast(Table, Referral.__table__)
 _COMMISSIONS = cast(Table, Commission.__table__)
-_INSERT_COMMISSION = insert(_COMMISSIONS).values(
-    {column.key: bindparam(column.key, type_=column.type) for column in _COMMISSIONS.columns}
+_REFERRER_LOCKED = DriverStatement(
+    select(_AFFILIATES.c.id, _AFFILIATES.c.status)
+    .join(_REFERRALS, _REFERRALS.c.affiliate_id == _AFFILIATES.c.id)
+    .where(_REFERRALS.c.referred_user_id == _USER_ID)
+    .with_for_update(of=_AFFILIATES)
+)
+_REFERRAL_STATUS = DriverStatement(
+    select(_REFERRALS.c.id, _REFERRALS.c.status).where(_REFERRALS.c.referred_user_id == _USER_ID)
+)
+_INSERT_COMMISSION = DriverStatement(
+    insert(_COMMISSIONS).values(
+        {column.key: bindparam(column.key, type_=column.type) for column in _COMMISSIONS.columns}
+    )
+)
+_EARNED_SINCE = (
+    _COMMISSIONS.c.affiliate_id == bindparam("affiliate_id", type_=Uuid()),
+    _COMMISSIONS.c.status == CommissionStatus.EARNED.value,
+    _COMMISSIONS.c.created_at > bindparam("since", type_=UTCDateTime()),
+)
+# Exact on both databases: PostgreSQL sums NUMERIC; SQLite's sum would go through
+# binary floats, so there the rows are added as ``Decimal`` (see ``_exact_sums``).
+_VOLUME_SUM = DriverStatement(
+    select(func.sum(_COMMISSIONS.c.notional).label("volume")).where(*_EARNED_SINCE)
+)
+_VOLUME_ROWS = DriverStatement(
+    select(_COMMISSIONS.c.notional.label("volume")).where(*_EARNED_SINCE)
 )
 _REFERRAL_OF = (
     select(Referral)
@@ -130,11 +153,6 @@ class AffiliateRepository:
             raise RuntimeError(f"affiliate {affiliate_id} missing")
         return affiliate
 
-    async def lock_referrer_of(self, user_id: uuid.UUID) -> Affiliate | None:
-        """The affiliate who referred ``user_id``, locked as ``lock`` locks it."""
-        found: Affiliate | None = await self.session.scalar(_REFERRER_LOCKED, {"user_id": user_id})
-        return found
-
     async def user_ids(self, affiliate_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID]:
         """affiliate id → the affiliate's user id."""
         if not affiliate_ids:
@@ -195,12 +213,6 @@ class ReferralRepository:
 class CommissionRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
-
-    async def insert(self, commission: Commission) -> None:
-        """Write ``commission`` at once with a prebuilt Core insert; the object stays
-        out of the session (the fill path pays for no ORM flush)."""
-        values = {column.key: getattr(commission, column.key) for column in _COMMISSIONS.columns}
-        await self.session.execute(_INSERT_COMMISSION, values)
 
     async def referred_volume(self, affiliate_id: uuid.UUID, since: datetime) -> Decimal:
         """Σ notional of the fills that earned the affiliate a commission since ``since``."""
@@ -304,3 +316,50 @@ class PayoutRepository:
         if settled.first() is None:
             return None
         return await self.get(payout_id)
+
+
+@dataclass(frozen=True)
+class Referrer:
+    affiliate_id: uuid.UUID
+    status: AffiliateStatus
+
+
+@dataclass(frozen=True)
+class ReferralState:
+    referral_id: uuid.UUID
+    status: ReferralStatus
+
+
+class FillCommissionRepository:
+    """The statements of a fill's commission, in the fill's unit of work."""
+
+    def __init__(self, statements: Statements) -> None:
+        self.statements = statements
+
+    async def lock_referrer_of(self, user_id: uuid.UUID) -> Referrer | None:
+        """The affiliate who referred ``user_id``, its row locked as
+        ``AffiliateRepository.lock`` locks it."""
+        rows = await self.statements.rows(_REFERRER_LOCKED, {"user_id": user_id})
+        if not rows:
+            return None
+        return Referrer(rows[0]["id"], AffiliateStatus(rows[0]["status"]))
+
+    async def referral_of(self, user_id: uuid.UUID) -> ReferralState | None:
+        """The referral that brought ``user_id``, read afresh."""
+        rows = await self.statements.rows(_REFERRAL_STATUS, {"user_id": user_id})
+        if not rows:
+            return None
+        return ReferralState(rows[0]["id"], ReferralStatus(rows[0]["status"]))
+
+    async def referred_volume(self, affiliate_id: uuid.UUID, since: datetime) -> Decimal:
+        """Σ notional of the fills that earned the affiliate a commission since ``since``."""
+        values = {"affiliate_id": affiliate_id, "since": since}
+        if self.statements.is_sqlite:
+            rows = await self.statements.rows(_VOLUME_ROWS, values)
+            return sum((row["volume"] for row in rows), ZERO)
+        (row,) = await self.statements.rows(_VOLUME_SUM, values)
+        return ZERO if row["volume"] is None else Decimal(row["volume"])
+
+    async def insert(self, commission: Commission) -> None:
+        values = {column.key: getattr(commission, column.key) for column in _COMMISSIONS.columns}
+        await self.statements.execute(_INSERT_COMMISSION, values)

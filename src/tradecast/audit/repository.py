@@ -4,12 +4,27 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, Table, bindparam, func, insert, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tradecast.audit.models import AuditEvent
+from tradecast.db import DriverStatement, Statements
 from tradecast.kit.pagination import PageParams
+
+# Attribute name → column (``details`` is stored in the column ``metadata``).
+_COLUMNS = {attribute.key: attribute.columns[0] for attribute in inspect(AuditEvent).column_attrs}
+_INSERT_EVENT = DriverStatement(
+    insert(cast(Table, AuditEvent.__table__)).values(
+        {column.name: bindparam(key, type_=column.type) for key, column in _COLUMNS.items()}
+    )
+)
+
+
+async def insert_event(statements: Statements, event: AuditEvent) -> None:
+    """Write ``event`` at once with a prebuilt Core insert (nothing to flush)."""
+    await statements.execute(_INSERT_EVENT, {key: getattr(event, key) for key in _COLUMNS})
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tradecast.audit.models import AuditEvent
-from tradecast.audit.repository import AuditFilter, AuditRepository
+from tradecast.audit.repository import AuditFilter, AuditRepository, insert_event
+from tradecast.db import Statements
 from tradecast.kit import clock
 from tradecast.kit.jsonlog import redact
 from tradecast.kit.pagination import PageParams
@@ -38,6 +39,35 @@ def record(
     target_id: uuid.UUID | str | None = None,
     metadata: dict[str, Any] | None = None,
 ) -> AuditEvent:
+    event = _event(action, actor_type, actor_id, target_type, target_id, metadata)
+    AuditRepository(session).add(event)
+    return event
+
+
+async def insert(
+    statements: Statements,
+    action: str,
+    *,
+    actor_type: ActorType,
+    actor_id: uuid.UUID | None = None,
+    target_type: str | None = None,
+    target_id: uuid.UUID | str | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """``record`` for a unit of work run by ``Statements`` (the device report path)."""
+    event = _event(action, actor_type, actor_id, target_type, target_id, metadata)
+    await insert_event(statements, event)
+    return event
+
+
+def _event(
+    action: str,
+    actor_type: ActorType,
+    actor_id: uuid.UUID | None,
+    target_type: str | None,
+    target_id: uuid.UUID | str | None,
+    metadata: dict[str, Any] | None,
+) -> AuditEvent:
     context = current()
     event = AuditEvent(
         id=uuid.uuid4(),
@@ -51,7 +81,6 @@ def record(
         client_ip=context.client_ip if context else None,
         request_id=context.request_id if context else None,
     )
-    AuditRepository(session).add(event)
     logger.info(
         "audit",
         extra={"action": action, "actor_type": actor_type.value, "target_id": event.target_id},

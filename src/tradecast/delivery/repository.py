@@ -93,6 +93,9 @@ def _pending_statement() -> Select[Signal]:
 
 
 _PENDING = _pending_statement()
+PENDING = _PENDING
+"""The pending-signal statement, with bind parameters ``device_id``, ``owner_id``,
+``now`` and ``limit``."""
 
 # ``last_poll`` is kept to within this much: a device polling every few seconds
 # rewrites its row once in this interval, not on every poll. It only has to tell

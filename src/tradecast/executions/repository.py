@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -15,14 +15,15 @@ from sqlalchemy import (
     exists,
     func,
     select,
+    true,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tradecast.db import UTCDateTime
+from tradecast.db import DriverStatement, Statements, UTCDateTime
 from tradecast.delivery.models import Delivery
-from tradecast.delivery.repository import pending_signals_query
+from tradecast.delivery.repository import PENDING
 from tradecast.devices.models import Device
 from tradecast.executions.models import ExecutionReport, Trade
 from tradecast.kit.pagination import PageParams
@@ -33,45 +34,76 @@ def _param(column: Any) -> Any:
     return bindparam(column.key, type_=column.type)
 
 
-def _insert_report(dialect: Any) -> Any:
-    table = ExecutionReport.__table__
+# The report path's statements: Core, built once with bind parameters and run by
+# ``Statements`` (a prepared statement on asyncpg's own pool on PostgreSQL, the
+# request's session on SQLite). Building them per report, and the ORM around
+# them, cost more CPU than the database spent running them. ``ON CONFLICT`` is
+# written once: SQLite compiles PostgreSQL's form as its own.
+_REPORTS = cast(Table, ExecutionReport.__table__)
+_TRADES = cast(Table, Trade.__table__)
+_DELIVERIES = cast(Table, Delivery.__table__)
+_DEVICES = cast(Table, Device.__table__)
+_SIGNALS = cast(Table, Signal.__table__)
+_DEVICE_ID = bindparam("device_id", type_=Uuid())
+_SIGNAL_ID = bindparam("signal_id", type_=Uuid())
+_REPORT_ID = bindparam("report_id", type_=String())
+_NOW = bindparam("now", type_=UTCDateTime())
+# A stored report's columns, named ``stored_<column>`` beside the other reads.
+_STORED = {f"stored_{column.key}": column for column in _REPORTS.columns}
+
+_stored_report = _REPORTS.select().where(
+    _REPORTS.c.device_id == _DEVICE_ID, _REPORTS.c.report_id == _REPORT_ID
+)
+
+
+def _report_context() -> Select[Any]:
+    """Everything a new report is checked against, in one read: the device (no row
+    if it is gone), a report already stored under this ``report_id``, the signal,
+    and whether the device was ever given it."""
+    stored = _stored_report.subquery("stored")
+    delivered = exists().where(
+        _DELIVERIES.c.device_id == _DEVICE_ID, _DELIVERIES.c.signal_id == _SIGNAL_ID
+    )
     return (
-        dialect.insert(table)
-        .values({column.key: _param(column) for column in table.columns})
-        .on_conflict_do_nothing(index_elements=["device_id", "report_id"])
-        .returning(table.c.id)
+        select(
+            _DEVICES.c.user_id,
+            _DEVICES.c.is_active,
+            _SIGNALS.c.id.label("signal_id"),
+            _SIGNALS.c.instrument,
+            _SIGNALS.c.side,
+            delivered.label("delivered"),
+            *(stored.c[column.key].label(name) for name, column in _STORED.items()),
+        )
+        .select_from(_DEVICES)
+        .outerjoin(_SIGNALS, _SIGNALS.c.id == _SIGNAL_ID)
+        .outerjoin(stored, true())
+        .where(_DEVICES.c.id == _DEVICE_ID)
     )
 
 
-def _upsert_trade(dialect: Any) -> Any:
-    table = Trade.__table__
-    insert = dialect.insert(table).values({column.key: _param(column) for column in table.columns})
-    upsert = insert.on_conflict_do_update(
-        index_elements=["device_id", "signal_id"], set_={"updated_at": table.c.updated_at}
-    ).returning(*table.c)
-    return select(Trade).from_statement(upsert).execution_options(populate_existing=True)
-
-
-# The fill path's statements, built once with bind parameters: building them per
-# report cost more CPU than PostgreSQL spent running them.
-_DEVICE_ID = bindparam("device_id", type_=Uuid())
-_SIGNAL_ID = bindparam("signal_id", type_=Uuid())
-_NOW = bindparam("now", type_=UTCDateTime())
-_BY_REPORT_ID = select(ExecutionReport).where(
-    ExecutionReport.device_id == _DEVICE_ID,
-    ExecutionReport.report_id == bindparam("report_id", type_=String()),
+_CONTEXT = DriverStatement(_report_context())
+_STORED_REPORT = DriverStatement(_stored_report)
+_PENDING_ONE = DriverStatement(
+    PENDING.with_only_columns(_SIGNALS.c.id).where(_SIGNALS.c.id == _SIGNAL_ID)
 )
-_SIGNAL_AND_DELIVERY = select(
-    Signal,
-    exists()
-    .where(Delivery.device_id == _DEVICE_ID, Delivery.signal_id == _SIGNAL_ID)
-    .label("delivered"),
-).where(Signal.id == _SIGNAL_ID)
-# Core tables, not entities: an ORM-enabled UPDATE costs a bulk-update set-up per call.
-_DELIVERIES = cast(Table, Delivery.__table__)
-_DEVICES = cast(Table, Device.__table__)
+_INSERT_REPORT = DriverStatement(
+    postgresql.insert(_REPORTS)
+    .values({column.key: _param(column) for column in _REPORTS.columns})
+    .on_conflict_do_nothing(index_elements=["device_id", "report_id"])
+    .returning(_REPORTS.c.id)
+)
+# The empty trade, or on conflict a no-op update of the existing one, which locks
+# it: either way the row comes back, locked until commit.
+_LOCK_TRADE = DriverStatement(
+    postgresql.insert(_TRADES)
+    .values({column.key: _param(column) for column in _TRADES.columns})
+    .on_conflict_do_update(
+        index_elements=["device_id", "signal_id"], set_={"updated_at": _TRADES.c.updated_at}
+    )
+    .returning(*_TRADES.c)
+)
 # (An UPDATE's bind parameters may not share a name with a column of its table.)
-_SETTLE = (
+_SETTLE = DriverStatement(
     update(_DELIVERIES)
     .where(
         _DELIVERIES.c.device_id == bindparam("b_device_id", type_=Uuid()),
@@ -80,28 +112,114 @@ _SETTLE = (
     )
     .values(settled_at=_NOW)
 )
-_MARK_ACKED = (
+_MARK_ACKED = DriverStatement(
     update(_DEVICES)
     .where(_DEVICES.c.id == bindparam("b_device_id", type_=Uuid()))
     .values(last_ack=_NOW)
 )
-_TRADES = cast(Table, Trade.__table__)
-_SAVE_FILL = (
+_RUNNING_FIGURES = ("size", "cost", "price", "notional", "fill_count", "updated_at")
+_SAVE_FILL = DriverStatement(
     update(_TRADES)
     .where(_TRADES.c.id == bindparam("b_id", type_=Uuid()))
-    .values(
-        {
-            name: bindparam(f"v_{name}", type_=_TRADES.c[name].type)
-            for name in ("size", "cost", "price", "notional", "fill_count", "updated_at")
-        }
-    )
+    .values({name: bindparam(f"v_{name}", type_=_TRADES.c[name].type) for name in _RUNNING_FIGURES})
 )
-_INSERT_REPORT = {"postgresql": _insert_report(postgresql), "sqlite": _insert_report(sqlite)}
-_UPSERT_TRADE = {"postgresql": _upsert_trade(postgresql), "sqlite": _upsert_trade(sqlite)}
 
 
-def _dialect(session: AsyncSession) -> str:
-    return "sqlite" if session.get_bind().dialect.name == "sqlite" else "postgresql"
+@dataclass(frozen=True)
+class ReportContext:
+    """What ``ReportRepository.context`` found for a new report."""
+
+    owner_id: uuid.UUID
+    device_active: bool
+    stored: ExecutionReport | None
+    signal_instrument: str | None
+    signal_side: str | None
+    delivered: bool
+
+
+def _report_from(row: Mapping[str, Any], prefix: str = "") -> ExecutionReport:
+    """A stored report as a detached value (nothing to flush)."""
+    return ExecutionReport(
+        **{column.key: row[f"{prefix}{column.key}"] for column in _REPORTS.columns}
+    )
+
+
+class ReportRepository:
+    """The statements of the device report path, one round trip each."""
+
+    def __init__(self, statements: Statements) -> None:
+        self.statements = statements
+
+    async def context(
+        self, device_id: uuid.UUID, report_id: str, signal_id: uuid.UUID
+    ) -> ReportContext | None:
+        """None if the device does not exist (any more)."""
+        values = {"device_id": device_id, "report_id": report_id, "signal_id": signal_id}
+        rows = await self.statements.rows(_CONTEXT, values)
+        if not rows:
+            return None
+        row = rows[0]
+        has_signal = row["signal_id"] is not None
+        return ReportContext(
+            owner_id=row["user_id"],
+            device_active=bool(row["is_active"]),
+            stored=_report_from(row, "stored_") if row["stored_id"] is not None else None,
+            signal_instrument=row["instrument"] if has_signal else None,
+            signal_side=str(row["side"]) if has_signal else None,
+            delivered=bool(row["delivered"]),
+        )
+
+    async def stored(self, device_id: uuid.UUID, report_id: str) -> ExecutionReport | None:
+        values = {"device_id": device_id, "report_id": report_id}
+        rows = await self.statements.rows(_STORED_REPORT, values)
+        return _report_from(rows[0]) if rows else None
+
+    async def is_pending_for(
+        self, device_id: uuid.UUID, owner_id: uuid.UUID, signal_id: uuid.UUID, now: datetime
+    ) -> bool:
+        values = {
+            "device_id": device_id,
+            "owner_id": owner_id,
+            "signal_id": signal_id,
+            "now": now,
+            "limit": 1,
+        }
+        return bool(await self.statements.rows(_PENDING_ONE, values))
+
+    async def insert_once(self, report: ExecutionReport) -> bool:
+        """Insert unless (device, report_id) exists; True if this call stored it.
+
+        ``ON CONFLICT DO NOTHING`` on the unique constraint: of any number of
+        concurrent copies exactly one inserts; the others wait for it to commit
+        and then find it.
+        """
+        values = {column.key: getattr(report, column.key) for column in _REPORTS.columns}
+        return bool(await self.statements.rows(_INSERT_REPORT, values))
+
+    async def lock_trade(self, template: Trade) -> Trade:
+        """The trade of (device, signal), created empty if needed, locked for update.
+
+        Two first fills racing to create the row settle on one; the row lock then
+        serialises their read-modify-write of size and cost (SQLite serialises
+        writers with BEGIN IMMEDIATE). The trade comes back as a detached value,
+        written back by ``save_fill``.
+        """
+        values = {column.key: getattr(template, column.key) for column in _TRADES.columns}
+        (row,) = await self.statements.rows(_LOCK_TRADE, values)
+        return Trade(**{column.key: row[column.key] for column in _TRADES.columns})
+
+    async def save_fill(self, trade: Trade) -> None:
+        """Write the running figures of a trade locked by ``lock_trade``."""
+        values: dict[str, Any] = {f"v_{name}": getattr(trade, name) for name in _RUNNING_FIGURES}
+        values["b_id"] = trade.id
+        await self.statements.execute(_SAVE_FILL, values)
+
+    async def settle(self, device_id: uuid.UUID, signal_id: uuid.UUID, now: datetime) -> None:
+        values = {"b_device_id": device_id, "b_signal_id": signal_id, "now": now}
+        await self.statements.execute(_SETTLE, values)
+
+    async def mark_acked(self, device_id: uuid.UUID, now: datetime) -> None:
+        await self.statements.execute(_MARK_ACKED, {"b_device_id": device_id, "now": now})
 
 
 @dataclass(frozen=True)
@@ -114,50 +232,6 @@ class TradeFilter:
 class ExecutionRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
-
-    async def by_report_id(self, device_id: uuid.UUID, report_id: str) -> ExecutionReport | None:
-        found: ExecutionReport | None = await self.session.scalar(
-            _BY_REPORT_ID, {"device_id": device_id, "report_id": report_id}
-        )
-        return found
-
-    async def insert_once(self, report: ExecutionReport) -> bool:
-        """Insert unless (device, report_id) exists; True if this call stored it.
-
-        ``ON CONFLICT DO NOTHING`` on the unique constraint: of any number of
-        concurrent copies exactly one inserts; the others wait for it to commit
-        and then find it.
-        """
-        values = {
-            column.key: getattr(report, column.key) for column in ExecutionReport.__table__.columns
-        }
-        statement = _INSERT_REPORT[_dialect(self.session)]
-        inserted = (await self.session.execute(statement, values)).first()
-        return inserted is not None
-
-    async def signal_and_delivery(
-        self, device_id: uuid.UUID, signal_id: uuid.UUID
-    ) -> tuple[Signal, bool] | None:
-        """The signal, and whether this device was ever given it; None if no such signal."""
-        values = {"device_id": device_id, "signal_id": signal_id}
-        row = (await self.session.execute(_SIGNAL_AND_DELIVERY, values)).first()
-        if row is None:
-            return None
-        return row[0], bool(row[1])
-
-    async def is_pending_for(
-        self, device_id: uuid.UUID, owner_id: uuid.UUID, signal_id: uuid.UUID, now: datetime
-    ) -> bool:
-        query = pending_signals_query(device_id, owner_id, now, 1).where(Signal.id == signal_id)
-        return (await self.session.scalar(query)) is not None
-
-    async def settle(self, device_id: uuid.UUID, signal_id: uuid.UUID, now: datetime) -> None:
-        await self.session.execute(
-            _SETTLE, {"b_device_id": device_id, "b_signal_id": signal_id, "now": now}
-        )
-
-    async def mark_acked(self, device_id: uuid.UUID, now: datetime) -> None:
-        await self.session.execute(_MARK_ACKED, {"b_device_id": device_id, "now": now})
 
     async def for_signal(
         self, signal_id: uuid.UUID, owner_id: uuid.UUID | None
@@ -200,41 +274,6 @@ class ExecutionRepository:
 class TradeRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
-
-    async def locked_for_fill(self, template: Trade) -> Trade:
-        """The trade of (device, signal), created empty if needed, locked for update.
-
-        One statement: the insert of the empty trade, or on conflict a no-op update
-        of the existing row, which locks it and returns it. Two first fills racing
-        to create the row settle on one; the row lock then serialises their
-        read-modify-write of size and cost (SQLite serialises writers with BEGIN
-        IMMEDIATE).
-        """
-        values = {column.key: getattr(template, column.key) for column in Trade.__table__.columns}
-        trade: Trade | None = await self.session.scalar(
-            _UPSERT_TRADE[_dialect(self.session)], values
-        )
-        if trade is None:  # pragma: no cover - an upsert always returns its row
-            raise RuntimeError("trade row missing after upsert")
-        # A value holder from here on, written back by ``save_fill``: out of the
-        # session, it costs no unit-of-work flush.
-        self.session.expunge(trade)
-        return trade
-
-    async def save_fill(self, trade: Trade) -> None:
-        """Write the running figures of a trade locked by ``locked_for_fill``."""
-        await self.session.execute(
-            _SAVE_FILL,
-            {
-                "b_id": trade.id,
-                "v_size": trade.size,
-                "v_cost": trade.cost,
-                "v_price": trade.price,
-                "v_notional": trade.notional,
-                "v_fill_count": trade.fill_count,
-                "v_updated_at": trade.updated_at,
-            },
-        )
 
     def _filtered(self, user_id: uuid.UUID, criteria: TradeFilter) -> Select[Trade]:
         query = select(Trade).where(Trade.user_id == user_id)

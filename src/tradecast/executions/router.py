@@ -6,9 +6,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response, status
 from pydantic import AwareDatetime
 
-from tradecast.config import AppSettings
-from tradecast.db import DbSession
-from tradecast.devices.dependencies import SignedDevice
+from tradecast.config import AppSettings, Settings
+from tradecast.db import DbSession, DbStatements, Statements
+from tradecast.devices.dependencies import SignedDeviceKey
 from tradecast.devices.errors import DeviceNotFound
 from tradecast.errors import Unauthorized, UnprocessableEntity, responses_for
 from tradecast.executions import quality, service
@@ -27,6 +27,7 @@ from tradecast.kit.decimals import ExactJSONRoute
 from tradecast.kit.pagination import Page, Pagination
 from tradecast.signals.errors import SignalNotFound
 from tradecast.signed.errors import SIGNED_REQUEST_ERRORS
+from tradecast.signed.verification import SigningKey
 from tradecast.users.dependencies import AdminUser, CurrentUser
 from tradecast.users.errors import AdminRequired
 
@@ -42,17 +43,19 @@ _REPLAYED: dict[int | str, dict[str, Any]] = {
 
 async def _report(
     body: AckIn | FillIn | ErrorIn,
-    device: SignedDevice,
-    session: DbSession,
-    settings: AppSettings,
+    key: SigningKey,
+    statements: Statements,
+    settings: Settings,
     response: Response,
 ) -> ExecutionOut:
-    recorded = await service.record(session, settings, device, body)
+    recorded = await service.record(statements, settings, key, body)
     if not recorded.created:
         response.status_code = status.HTTP_200_OK
     return ExecutionOut.model_validate(recorded.report)
 
 
+# The signature is verified (``SignedDeviceKey``) before the unit of work takes its
+# connection; the service then checks the device's row in that unit of work.
 @router.post(
     "/exec/ack",
     status_code=status.HTTP_201_CREATED,
@@ -60,13 +63,17 @@ async def _report(
     responses={**_REPORT_ERRORS, **_REPLAYED},
 )
 async def ack(
-    body: AckIn, device: SignedDevice, session: DbSession, settings: AppSettings, response: Response
+    body: AckIn,
+    key: SignedDeviceKey,
+    statements: DbStatements,
+    settings: AppSettings,
+    response: Response,
 ) -> ExecutionOut:
     """The device received the signal (device-signed). It leaves the device's poll.
 
     ``report_id`` is the idempotency key: the same report again answers 200 with the
     stored record; the same ``report_id`` with different content answers 409."""
-    return await _report(body, device, session, settings, response)
+    return await _report(body, key, statements, settings, response)
 
 
 @router.post(
@@ -77,14 +84,14 @@ async def ack(
 )
 async def fill(
     body: FillIn,
-    device: SignedDevice,
-    session: DbSession,
+    key: SignedDeviceKey,
+    statements: DbStatements,
     settings: AppSettings,
     response: Response,
 ) -> ExecutionOut:
     """A (partial) fill (device-signed). Each fill extends the device's trade on the signal:
     size summed, price size-weighted. Idempotent on ``report_id`` as for ACKs."""
-    return await _report(body, device, session, settings, response)
+    return await _report(body, key, statements, settings, response)
 
 
 @router.post(
@@ -95,14 +102,14 @@ async def fill(
 )
 async def error(
     body: ErrorIn,
-    device: SignedDevice,
-    session: DbSession,
+    key: SignedDeviceKey,
+    statements: DbStatements,
     settings: AppSettings,
     response: Response,
 ) -> ExecutionOut:
     """The device could not execute the signal (device-signed). It leaves the device's poll
     and becomes an ``execution_error`` reconciliation issue. Idempotent on ``report_id``."""
-    return await _report(body, device, session, settings, response)
+    return await _report(body, key, statements, settings, response)
 
 
 @router.get(

@@ -16,15 +16,21 @@ from tradecast.affiliates.service import commissions
 from tradecast.audit import service as audit
 from tradecast.audit.service import ActorType
 from tradecast.config import Settings
-from tradecast.devices.models import Device
+from tradecast.db import Statements
 from tradecast.executions.errors import ReportIdReused, SignalNotDelivered
 from tradecast.executions.models import ExecutionReport, ExecutionType, Trade
-from tradecast.executions.repository import ExecutionRepository, TradeFilter, TradeRepository
+from tradecast.executions.repository import (
+    ReportContext,
+    ReportRepository,
+    TradeFilter,
+    TradeRepository,
+)
 from tradecast.executions.schemas import AckIn, ErrorIn, FillIn
 from tradecast.kit import clock, money
 from tradecast.kit.decimals import decimal_text
 from tradecast.kit.pagination import PageParams
-from tradecast.signals.models import Signal
+from tradecast.signed.errors import KeyInactive, UnknownKey
+from tradecast.signed.verification import SigningKey
 from tradecast.users.models import User
 
 ReportIn = AckIn | FillIn | ErrorIn
@@ -54,7 +60,7 @@ def fingerprint(kind: ExecutionType, body: ReportIn) -> str:
 
 
 async def record(
-    session: AsyncSession, settings: Settings, device: Device, body: ReportIn
+    statements: Statements, settings: Settings, key: SigningKey, body: ReportIn
 ) -> Recorded:
     """Store a report once. A replay with the same content returns the stored record;
     the same ``report_id`` with other content is refused.
@@ -64,22 +70,29 @@ async def record(
     inserted with its ``trade_id``; a duplicate of the fill in flight waits on the
     trade row, then finds the stored report and changes nothing.
     """
-    repo = ExecutionRepository(session)
+    repo = ReportRepository(statements)
     kind = _kind(body)
     digest = fingerprint(kind, body)
-    existing = await repo.by_report_id(device.id, body.report_id)
-    if existing is not None:
-        return _replayed(existing, digest)
+    context = await repo.context(key.key_id, body.report_id, body.signal_id)
+    # Deleted or revoked since the signature was verified, or while its key sat
+    # in the process's key cache.
+    if context is None:
+        raise UnknownKey()
+    if not context.device_active:
+        raise KeyInactive()
+    if context.stored is not None:
+        return _replayed(context.stored, digest)
     now = clock.utcnow()
-    signal = await _deliverable_signal(session, device, body.signal_id)
+    device = Reporter(key.key_id, context.owner_id)
+    signal = await _deliverable_signal(repo, device, body.signal_id, context, now)
     report = _new_report(device, body, kind, digest, now)
     trade: Trade | None = None
     if isinstance(body, FillIn):
-        trade = await TradeRepository(session).locked_for_fill(_empty_trade(device, signal, now))
+        trade = await repo.lock_trade(_empty_trade(device, signal, now))
         report.trade_id = trade.id
     if not await repo.insert_once(report):
         # A concurrent copy won the insert; it has committed, so it can be read now.
-        winner = await repo.by_report_id(device.id, body.report_id)
+        winner = await repo.stored(device.id, body.report_id)
         if winner is None:  # pragma: no cover - the conflict implies the row exists
             raise RuntimeError("report conflict without a stored report")
         return _replayed(winner, digest)
@@ -89,10 +102,10 @@ async def record(
     await repo.settle(device.id, signal.id, now)
     if isinstance(body, FillIn) and trade is not None:
         apply_fill(settings, trade, signal, body, now)
-        await TradeRepository(session).save_fill(trade)
+        await repo.save_fill(trade)
         # In the fill's transaction: the fill and its commission commit together or not at all.
         await commissions.record_for_fill(
-            session,
+            statements,
             settings,
             user_id=device.user_id,
             trade_id=trade.id,
@@ -101,8 +114,25 @@ async def record(
             now=now,
         )
     if kind is not ExecutionType.ACK:
-        _audit(session, device, signal, report)
+        await _audit(statements, device, signal, report)
     return Recorded(report, created=True)
+
+
+@dataclass(frozen=True)
+class Reporter:
+    """The device a report comes from."""
+
+    id: uuid.UUID
+    user_id: uuid.UUID
+
+
+@dataclass(frozen=True)
+class ReportedSignal:
+    """What a report needs of its signal."""
+
+    id: uuid.UUID
+    instrument: str
+    side: str
 
 
 def _replayed(existing: ExecutionReport, digest: str) -> Recorded:
@@ -114,23 +144,25 @@ def _replayed(existing: ExecutionReport, digest: str) -> Recorded:
 
 
 async def _deliverable_signal(
-    session: AsyncSession, device: Device, signal_id: uuid.UUID
-) -> Signal:
+    repo: ReportRepository,
+    device: Reporter,
+    signal_id: uuid.UUID,
+    context: ReportContext,
+    now: datetime,
+) -> ReportedSignal:
     """The signal, if it was ever pending for this device (delivered, or pending now)."""
-    repo = ExecutionRepository(session)
-    found = await repo.signal_and_delivery(device.id, signal_id)
-    if found is None:
+    if context.signal_instrument is None or context.signal_side is None:
         raise SignalNotDelivered()
-    signal, delivered = found
-    if delivered:
+    signal = ReportedSignal(signal_id, context.signal_instrument, context.signal_side)
+    if context.delivered:
         return signal
-    if await repo.is_pending_for(device.id, device.user_id, signal_id, clock.utcnow()):
+    if await repo.is_pending_for(device.id, device.user_id, signal_id, now):
         return signal
     raise SignalNotDelivered()
 
 
 def _new_report(
-    device: Device, body: ReportIn, kind: ExecutionType, digest: str, now: datetime
+    device: Reporter, body: ReportIn, kind: ExecutionType, digest: str, now: datetime
 ) -> ExecutionReport:
     fill = body if isinstance(body, FillIn) else None
     error = body if isinstance(body, ErrorIn) else None
@@ -151,7 +183,7 @@ def _new_report(
     )
 
 
-def _empty_trade(device: Device, signal: Signal, now: datetime) -> Trade:
+def _empty_trade(device: Reporter, signal: ReportedSignal, now: datetime) -> Trade:
     """The row a (device, signal) trade starts from, before its first fill."""
     zero = Decimal(0)
     return Trade(
@@ -160,7 +192,7 @@ def _empty_trade(device: Device, signal: Signal, now: datetime) -> Trade:
         device_id=device.id,
         signal_id=signal.id,
         instrument=signal.instrument,
-        side=signal.side.value,
+        side=signal.side,
         size=zero,
         cost=zero,
         price=zero,
@@ -172,7 +204,7 @@ def _empty_trade(device: Device, signal: Signal, now: datetime) -> Trade:
 
 
 def apply_fill(
-    settings: Settings, trade: Trade, signal: Signal, fill: FillIn, now: datetime
+    settings: Settings, trade: Trade, signal: ReportedSignal, fill: FillIn, now: datetime
 ) -> None:
     """Extend the (device, signal) trade: size summed, price size-weighted, exact."""
     trade.size = money.add(trade.size, fill.fill_size)
@@ -183,7 +215,7 @@ def apply_fill(
     trade.updated_at = now
 
 
-def fill_notional(settings: Settings, signal: Signal, fill: FillIn) -> Decimal:
+def fill_notional(settings: Settings, signal: ReportedSignal, fill: FillIn) -> Decimal:
     """What one fill adds to its trade's notional: price × size × contract size."""
     return money.multiply(
         fill.fill_price, fill.fill_size, settings.contract_size(signal.instrument)
@@ -196,7 +228,9 @@ async def trades_of(
     return await TradeRepository(session).page_for_user(user.id, criteria, page)
 
 
-def _audit(session: AsyncSession, device: Device, signal: Signal, report: ExecutionReport) -> None:
+async def _audit(
+    statements: Statements, device: Reporter, signal: ReportedSignal, report: ExecutionReport
+) -> None:
     metadata: dict[str, object] = {"report_id": report.report_id, "signal_id": str(signal.id)}
     if report.execution_type is ExecutionType.FILL:
         metadata.update(
@@ -205,8 +239,8 @@ def _audit(session: AsyncSession, device: Device, signal: Signal, report: Execut
         )
     else:
         metadata.update(status_code=report.status_code)
-    audit.record(
-        session,
+    await audit.insert(
+        statements,
         f"execution.{report.execution_type.value}",
         actor_type=ActorType.DEVICE,
         actor_id=device.id,

@@ -17,13 +17,10 @@ from tradecast.affiliates.models import (
     Commission,
     CommissionStatus,
 )
-from tradecast.affiliates.repository import (
-    AffiliateRepository,
-    CommissionRepository,
-    ReferralRepository,
-)
+from tradecast.affiliates.repository import CommissionRepository, FillCommissionRepository
 from tradecast.affiliates.tiers import VOLUME_WINDOW, tier_for
 from tradecast.config import Settings
+from tradecast.db import Statements
 from tradecast.kit import money
 from tradecast.kit.pagination import PageParams
 
@@ -31,7 +28,7 @@ logger = logging.getLogger("tradecast.affiliates")
 
 
 async def record_for_fill(
-    session: AsyncSession,
+    statements: Statements,
     settings: Settings,
     *,
     user_id: uuid.UUID,
@@ -48,21 +45,21 @@ async def record_for_fill(
     notional. The fill's own notional counts, so the fill that crosses a tier floor
     already earns the higher rate.
     """
-    affiliate = await AffiliateRepository(session).lock_referrer_of(user_id)
+    repo = FillCommissionRepository(statements)
+    affiliate = await repo.lock_referrer_of(user_id)
     if affiliate is None or affiliate.status is not AffiliateStatus.ACTIVE:
         return None
-    # Read under the lock: an admin clearing the referral meanwhile has committed.
-    referral = await ReferralRepository(session).of_user(user_id)
+    # Read under the lock, in a statement of its own: an admin clearing the
+    # referral meanwhile has committed, and a new statement sees it.
+    referral = await repo.referral_of(user_id)
     if referral is None:  # pragma: no cover - referrals are never deleted
         return None
-    commissions = CommissionRepository(session)
-    volume = await commissions.referred_volume(affiliate.id, now - VOLUME_WINDOW)
+    volume = await repo.referred_volume(affiliate.affiliate_id, now - VOLUME_WINDOW)
     tier = tier_for(settings.affiliate_tiers, money.add(volume, notional))
-    earns = referral.status.earns
     commission = Commission(
         id=uuid.uuid4(),
-        affiliate_id=affiliate.id,
-        referral_id=referral.id,
+        affiliate_id=affiliate.affiliate_id,
+        referral_id=referral.referral_id,
         referred_user_id=user_id,
         trade_id=trade_id,
         execution_report_id=execution_report_id,
@@ -70,19 +67,19 @@ async def record_for_fill(
         tier=tier.number,
         rate=tier.rate,
         amount=money.to_cents(money.multiply(notional, tier.rate)),
-        status=CommissionStatus.EARNED if earns else CommissionStatus.WITHHELD,
+        status=CommissionStatus.EARNED if referral.status.earns else CommissionStatus.WITHHELD,
         created_at=now,
     )
-    await commissions.insert(commission)
-    _log(affiliate, commission)
+    await repo.insert(commission)
+    _log(commission)
     return commission
 
 
-def _log(affiliate: Affiliate, commission: Commission) -> None:
+def _log(commission: Commission) -> None:
     logger.info(
         "commission recorded",
         extra={
-            "affiliate_id": str(affiliate.id),
+            "affiliate_id": str(commission.affiliate_id),
             "commission_id": str(commission.id),
             "amount": str(commission.amount),
             "tier": commission.tier,
