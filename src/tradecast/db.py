@@ -247,6 +247,7 @@ class DriverStatement:
         # text, say), as SQLAlchemy would apply them; most types need none.
         processors = cast(Mapping[str, Callable[[Any], Any]], compiled._bind_processors)
         self._slots = [(name, processors.get(name)) for name in names]
+        self.names = frozenset(names)
         self._constants = {
             name: _constant(processors.get(name), value)
             for name, value in compiled.params.items()
@@ -272,7 +273,8 @@ class Statements(Protocol):
     For the device report path, written once against Core statements: on
     PostgreSQL each runs as one prepared statement on a connection of asyncpg's
     own pool, on SQLite through the request's SQLAlchemy session. Rows come back
-    as mappings by column name.
+    as mappings by column name. ``values`` may hold more than a statement's
+    parameters: each statement takes its own.
     """
 
     is_sqlite: bool
@@ -317,11 +319,20 @@ class SessionStatements:
     async def rows(
         self, statement: DriverStatement, values: Mapping[str, Any]
     ) -> Sequence[Mapping[str, Any]]:
-        result = await self.session.execute(cast(Executable, statement.statement), values)
+        result = await self.session.execute(*self._call(statement, values))
         return cast(Sequence[Mapping[str, Any]], result.mappings().all())
 
     async def execute(self, statement: DriverStatement, values: Mapping[str, Any]) -> None:
-        await self.session.execute(cast(Executable, statement.statement), values)
+        await self.session.execute(*self._call(statement, values))
+
+    @staticmethod
+    def _call(
+        statement: DriverStatement, values: Mapping[str, Any]
+    ) -> tuple[Executable, dict[str, Any]]:
+        # Only the statement's own parameters: SQLAlchemy would take any other value
+        # named like a column of an UPDATE's table as one more column to set.
+        own = {name: value for name, value in values.items() if name in statement.names}
+        return cast(Executable, statement.statement), own
 
 
 def _processed(processor: Callable[[Any], Any] | None, value: Any) -> Any:

@@ -69,6 +69,17 @@ _VOLUME_SUM = DriverStatement(
 _VOLUME_ROWS = DriverStatement(
     select(_COMMISSIONS.c.notional.label("volume")).where(*_EARNED_SINCE)
 )
+# PostgreSQL: the referral and the volume in one read.
+_REFERRAL_AND_VOLUME = DriverStatement(
+    select(
+        _REFERRALS.c.id,
+        _REFERRALS.c.status,
+        select(func.sum(_COMMISSIONS.c.notional))
+        .where(*_EARNED_SINCE)
+        .scalar_subquery()
+        .label("volume"),
+    ).where(_REFERRALS.c.referred_user_id == _USER_ID)
+)
 _REFERRAL_OF = (
     select(Referral)
     .where(Referral.referred_user_id == _USER_ID)
@@ -344,21 +355,23 @@ class FillCommissionRepository:
             return None
         return Referrer(rows[0]["id"], AffiliateStatus(rows[0]["status"]))
 
-    async def referral_of(self, user_id: uuid.UUID) -> ReferralState | None:
-        """The referral that brought ``user_id``, read afresh."""
-        rows = await self.statements.rows(_REFERRAL_STATUS, {"user_id": user_id})
+    async def referral_and_volume(
+        self, user_id: uuid.UUID, affiliate_id: uuid.UUID, since: datetime
+    ) -> tuple[ReferralState, Decimal] | None:
+        """The referral that brought ``user_id``, read afresh, and Σ notional of the
+        fills that earned the affiliate a commission since ``since``; None if the
+        user was not referred."""
+        values = {"user_id": user_id, "affiliate_id": affiliate_id, "since": since}
+        if self.statements.is_sqlite:
+            rows = await self.statements.rows(_REFERRAL_STATUS, values)
+            earned = await self.statements.rows(_VOLUME_ROWS, values)
+            volume = sum((row["volume"] for row in earned), ZERO)
+        else:
+            rows = await self.statements.rows(_REFERRAL_AND_VOLUME, values)
+            volume = ZERO if not rows or rows[0]["volume"] is None else Decimal(rows[0]["volume"])
         if not rows:
             return None
-        return ReferralState(rows[0]["id"], ReferralStatus(rows[0]["status"]))
-
-    async def referred_volume(self, affiliate_id: uuid.UUID, since: datetime) -> Decimal:
-        """Σ notional of the fills that earned the affiliate a commission since ``since``."""
-        values = {"affiliate_id": affiliate_id, "since": since}
-        if self.statements.is_sqlite:
-            rows = await self.statements.rows(_VOLUME_ROWS, values)
-            return sum((row["volume"] for row in rows), ZERO)
-        (row,) = await self.statements.rows(_VOLUME_SUM, values)
-        return ZERO if row["volume"] is None else Decimal(row["volume"])
+        return ReferralState(rows[0]["id"], ReferralStatus(rows[0]["status"])), volume
 
     async def insert(self, commission: Commission) -> None:
         values = {column.key: getattr(commission, column.key) for column in _COMMISSIONS.columns}

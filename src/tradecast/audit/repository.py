@@ -4,9 +4,19 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Select, Table, bindparam, func, insert, inspect, select
+from sqlalchemy import (
+    ColumnElement,
+    Insert,
+    Select,
+    Table,
+    bindparam,
+    func,
+    insert,
+    inspect,
+    select,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tradecast.audit.models import AuditEvent
@@ -15,8 +25,25 @@ from tradecast.kit.pagination import PageParams
 
 # Attribute name → column (``details`` is stored in the column ``metadata``).
 _COLUMNS = {attribute.key: attribute.columns[0] for attribute in inspect(AuditEvent).column_attrs}
+_EVENTS = cast(Table, AuditEvent.__table__)
+
+
+def insert_event_if(condition: ColumnElement[bool], prefix: str) -> Insert:
+    """An insert of one event that happens only where ``condition`` holds, its bind
+    parameters named ``<prefix><attribute>``: a part of a larger statement
+    (``event_values`` gives its values)."""
+    values = select(
+        *(bindparam(f"{prefix}{key}", type_=column.type) for key, column in _COLUMNS.items())
+    ).where(condition)
+    return insert(_EVENTS).from_select([column.name for column in _COLUMNS.values()], values)
+
+
+def event_values(event: AuditEvent, prefix: str = "") -> dict[str, Any]:
+    return {f"{prefix}{key}": getattr(event, key) for key in _COLUMNS}
+
+
 _INSERT_EVENT = DriverStatement(
-    insert(cast(Table, AuditEvent.__table__)).values(
+    insert(_EVENTS).values(
         {column.name: bindparam(key, type_=column.type) for key, column in _COLUMNS.items()}
     )
 )
@@ -24,7 +51,7 @@ _INSERT_EVENT = DriverStatement(
 
 async def insert_event(statements: Statements, event: AuditEvent) -> None:
     """Write ``event`` at once with a prebuilt Core insert (nothing to flush)."""
-    await statements.execute(_INSERT_EVENT, {key: getattr(event, key) for key in _COLUMNS})
+    await statements.execute(_INSERT_EVENT, event_values(event))
 
 
 @dataclass(frozen=True)

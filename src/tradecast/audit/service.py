@@ -11,8 +11,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tradecast.audit.models import AuditEvent
-from tradecast.audit.repository import AuditFilter, AuditRepository, insert_event
-from tradecast.db import Statements
+from tradecast.audit.repository import AuditFilter, AuditRepository
 from tradecast.kit import clock
 from tradecast.kit.jsonlog import redact
 from tradecast.kit.pagination import PageParams
@@ -39,13 +38,20 @@ def record(
     target_id: uuid.UUID | str | None = None,
     metadata: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    event = _event(action, actor_type, actor_id, target_type, target_id, metadata)
-    AuditRepository(session).add(event)
-    return event
+    recorded = event(
+        action,
+        actor_type=actor_type,
+        actor_id=actor_id,
+        target_type=target_type,
+        target_id=target_id,
+        metadata=metadata,
+    )
+    AuditRepository(session).add(recorded)
+    logged(recorded)
+    return recorded
 
 
-async def insert(
-    statements: Statements,
+def event(
     action: str,
     *,
     actor_type: ActorType,
@@ -54,22 +60,10 @@ async def insert(
     target_id: uuid.UUID | str | None = None,
     metadata: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    """``record`` for a unit of work run by ``Statements`` (the device report path)."""
-    event = _event(action, actor_type, actor_id, target_type, target_id, metadata)
-    await insert_event(statements, event)
-    return event
-
-
-def _event(
-    action: str,
-    actor_type: ActorType,
-    actor_id: uuid.UUID | None,
-    target_type: str | None,
-    target_id: uuid.UUID | str | None,
-    metadata: dict[str, Any] | None,
-) -> AuditEvent:
+    """An event of this request, not yet written: for a unit of work that writes
+    it with its own statements (the device report path), then calls ``logged``."""
     context = current()
-    event = AuditEvent(
+    return AuditEvent(
         id=uuid.uuid4(),
         occurred_at=clock.utcnow(),
         actor_type=actor_type.value,
@@ -81,11 +75,17 @@ def _event(
         client_ip=context.client_ip if context else None,
         request_id=context.request_id if context else None,
     )
+
+
+def logged(recorded: AuditEvent) -> None:
     logger.info(
         "audit",
-        extra={"action": action, "actor_type": actor_type.value, "target_id": event.target_id},
+        extra={
+            "action": recorded.action,
+            "actor_type": recorded.actor_type,
+            "target_id": recorded.target_id,
+        },
     )
-    return event
 
 
 async def search(

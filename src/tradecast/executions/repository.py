@@ -21,11 +21,13 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tradecast.audit.models import AuditEvent
+from tradecast.audit.repository import event_values, insert_event, insert_event_if
 from tradecast.db import DriverStatement, Statements, UTCDateTime
 from tradecast.delivery.models import Delivery
 from tradecast.delivery.repository import PENDING
 from tradecast.devices.models import Device
-from tradecast.executions.models import ExecutionReport, Trade
+from tradecast.executions.models import ExecutionReport, ExecutionType, Trade
 from tradecast.kit.pagination import PageParams
 from tradecast.signals.models import Signal
 
@@ -86,7 +88,7 @@ _STORED_REPORT = DriverStatement(_stored_report)
 _PENDING_ONE = DriverStatement(
     PENDING.with_only_columns(_SIGNALS.c.id).where(_SIGNALS.c.id == _SIGNAL_ID)
 )
-_INSERT_REPORT = DriverStatement(
+_insert_report = (
     postgresql.insert(_REPORTS)
     .values({column.key: _param(column) for column in _REPORTS.columns})
     .on_conflict_do_nothing(index_elements=["device_id", "report_id"])
@@ -103,7 +105,7 @@ _LOCK_TRADE = DriverStatement(
     .returning(*_TRADES.c)
 )
 # (An UPDATE's bind parameters may not share a name with a column of its table.)
-_SETTLE = DriverStatement(
+_settle = (
     update(_DELIVERIES)
     .where(
         _DELIVERIES.c.device_id == bindparam("b_device_id", type_=Uuid()),
@@ -112,17 +114,51 @@ _SETTLE = DriverStatement(
     )
     .values(settled_at=_NOW)
 )
-_MARK_ACKED = DriverStatement(
+_mark_acked = (
     update(_DEVICES)
     .where(_DEVICES.c.id == bindparam("b_device_id", type_=Uuid()))
     .values(last_ack=_NOW)
 )
 _RUNNING_FIGURES = ("size", "cost", "price", "notional", "fill_count", "updated_at")
-_SAVE_FILL = DriverStatement(
+_save_fill = (
     update(_TRADES)
     .where(_TRADES.c.id == bindparam("b_id", type_=Uuid()))
     .values({name: bindparam(f"v_{name}", type_=_TRADES.c[name].type) for name in _RUNNING_FIGURES})
 )
+_AUDIT = "audit_"
+
+
+def _write_at_once(kind: ExecutionType) -> DriverStatement:
+    """PostgreSQL: a new report and all it changes, as one statement.
+
+    ``inserted`` stores the report unless its ``report_id`` is taken; each
+    further part runs only if it did, so a duplicate in flight changes nothing.
+    For an ACK, the device's ``last_ack`` is written before the delivery is
+    settled (the settlement waits for ``acked``): the device row, then the
+    delivery row, the order the poll takes them in. A fill writes the trade's
+    new figures (its row already locked by ``lock_trade``); fills and errors
+    write their audit event. The statement returns the report's id, or no row.
+    """
+    inserted = _insert_report.cte("inserted")
+    done = exists(select(inserted.c.id))
+    parts = []
+    if kind is ExecutionType.ACK:
+        acked = _mark_acked.where(done).returning(_DEVICES.c.id).cte("acked")
+        parts.append(acked)
+        done = exists(select(acked.c.id))
+    parts.append(_settle.where(done).cte("settled"))
+    if kind is ExecutionType.FILL:
+        parts.append(_save_fill.where(done).cte("saved"))
+    if kind is not ExecutionType.ACK:
+        parts.append(insert_event_if(done, _AUDIT).cte("audited"))
+    return DriverStatement(select(inserted.c.id).add_cte(*parts))
+
+
+_INSERT_REPORT = DriverStatement(_insert_report)
+_SETTLE = DriverStatement(_settle)
+_MARK_ACKED = DriverStatement(_mark_acked)
+_SAVE_FILL = DriverStatement(_save_fill)
+_WRITE_AT_ONCE = {kind: _write_at_once(kind) for kind in ExecutionType}
 
 
 @dataclass(frozen=True)
@@ -186,40 +222,56 @@ class ReportRepository:
         }
         return bool(await self.statements.rows(_PENDING_ONE, values))
 
-    async def insert_once(self, report: ExecutionReport) -> bool:
-        """Insert unless (device, report_id) exists; True if this call stored it.
-
-        ``ON CONFLICT DO NOTHING`` on the unique constraint: of any number of
-        concurrent copies exactly one inserts; the others wait for it to commit
-        and then find it.
-        """
-        values = {column.key: getattr(report, column.key) for column in _REPORTS.columns}
-        return bool(await self.statements.rows(_INSERT_REPORT, values))
-
     async def lock_trade(self, template: Trade) -> Trade:
         """The trade of (device, signal), created empty if needed, locked for update.
 
         Two first fills racing to create the row settle on one; the row lock then
         serialises their read-modify-write of size and cost (SQLite serialises
-        writers with BEGIN IMMEDIATE). The trade comes back as a detached value,
-        written back by ``save_fill``.
+        writers with BEGIN IMMEDIATE). The trade comes back as a detached value;
+        ``write`` stores its new figures.
         """
         values = {column.key: getattr(template, column.key) for column in _TRADES.columns}
         (row,) = await self.statements.rows(_LOCK_TRADE, values)
         return Trade(**{column.key: row[column.key] for column in _TRADES.columns})
 
-    async def save_fill(self, trade: Trade) -> None:
-        """Write the running figures of a trade locked by ``lock_trade``."""
-        values: dict[str, Any] = {f"v_{name}": getattr(trade, name) for name in _RUNNING_FIGURES}
-        values["b_id"] = trade.id
-        await self.statements.execute(_SAVE_FILL, values)
+    async def write(
+        self,
+        report: ExecutionReport,
+        *,
+        trade: Trade | None,
+        event: AuditEvent | None,
+        now: datetime,
+    ) -> bool:
+        """Store ``report`` unless (device, report_id) exists, and with it: an ACK's
+        ``last_ack``, the delivery's settlement, a fill's ``trade`` figures and the
+        audit ``event``. True if this call stored it.
 
-    async def settle(self, device_id: uuid.UUID, signal_id: uuid.UUID, now: datetime) -> None:
-        values = {"b_device_id": device_id, "b_signal_id": signal_id, "now": now}
+        ``ON CONFLICT DO NOTHING`` on the unique constraint: of any number of
+        concurrent copies exactly one inserts; the others wait for it to commit,
+        change nothing, and can then read it. PostgreSQL does it all in one
+        statement (``_write_at_once``), SQLite one statement after another.
+        """
+        values: dict[str, Any] = {
+            column.key: getattr(report, column.key) for column in _REPORTS.columns
+        }
+        values.update(b_device_id=report.device_id, b_signal_id=report.signal_id, now=now)
+        if trade is not None:
+            values.update({f"v_{name}": getattr(trade, name) for name in _RUNNING_FIGURES})
+            values["b_id"] = trade.id
+        if event is not None:
+            values.update(event_values(event, _AUDIT))
+        if not self.statements.is_sqlite:
+            return bool(await self.statements.rows(_WRITE_AT_ONCE[report.execution_type], values))
+        if not await self.statements.rows(_INSERT_REPORT, values):
+            return False
+        if report.execution_type is ExecutionType.ACK:
+            await self.statements.execute(_MARK_ACKED, values)
         await self.statements.execute(_SETTLE, values)
-
-    async def mark_acked(self, device_id: uuid.UUID, now: datetime) -> None:
-        await self.statements.execute(_MARK_ACKED, {"b_device_id": device_id, "now": now})
+        if trade is not None:
+            await self.statements.execute(_SAVE_FILL, values)
+        if event is not None:
+            await insert_event(self.statements, event)
+        return True
 
 
 @dataclass(frozen=True)

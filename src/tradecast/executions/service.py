@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tradecast.affiliates.service import commissions
 from tradecast.audit import service as audit
+from tradecast.audit.models import AuditEvent
 from tradecast.audit.service import ActorType
 from tradecast.config import Settings
 from tradecast.db import Statements
@@ -68,7 +69,9 @@ async def record(
     Lock order for a fill: the trade row, then the report's unique key, then the
     delivery, then the affiliate. Taking the trade first lets the report be
     inserted with its ``trade_id``; a duplicate of the fill in flight waits on the
-    trade row, then finds the stored report and changes nothing.
+    trade row, then finds the stored report and changes nothing. The trade's new
+    figures are worked out on the locked row and written with the report, only
+    if the report was stored.
     """
     repo = ReportRepository(statements)
     kind = _kind(body)
@@ -90,19 +93,17 @@ async def record(
     if isinstance(body, FillIn):
         trade = await repo.lock_trade(_empty_trade(device, signal, now))
         report.trade_id = trade.id
-    if not await repo.insert_once(report):
+        apply_fill(settings, trade, signal, body, now)
+    event = _audit_event(device, signal, report) if kind is not ExecutionType.ACK else None
+    if not await repo.write(report, trade=trade, event=event, now=now):
         # A concurrent copy won the insert; it has committed, so it can be read now.
         winner = await repo.stored(device.id, body.report_id)
         if winner is None:  # pragma: no cover - the conflict implies the row exists
             raise RuntimeError("report conflict without a stored report")
         return _replayed(winner, digest)
-    if kind is ExecutionType.ACK:
-        # The device row before the delivery row, in the poll's order: no deadlock.
-        await repo.mark_acked(device.id, now)
-    await repo.settle(device.id, signal.id, now)
+    if event is not None:
+        audit.logged(event)
     if isinstance(body, FillIn) and trade is not None:
-        apply_fill(settings, trade, signal, body, now)
-        await repo.save_fill(trade)
         # In the fill's transaction: the fill and its commission commit together or not at all.
         await commissions.record_for_fill(
             statements,
@@ -113,8 +114,6 @@ async def record(
             notional=fill_notional(settings, signal, body),
             now=now,
         )
-    if kind is not ExecutionType.ACK:
-        await _audit(statements, device, signal, report)
     return Recorded(report, created=True)
 
 
@@ -228,9 +227,7 @@ async def trades_of(
     return await TradeRepository(session).page_for_user(user.id, criteria, page)
 
 
-async def _audit(
-    statements: Statements, device: Reporter, signal: ReportedSignal, report: ExecutionReport
-) -> None:
+def _audit_event(device: Reporter, signal: ReportedSignal, report: ExecutionReport) -> AuditEvent:
     metadata: dict[str, object] = {"report_id": report.report_id, "signal_id": str(signal.id)}
     if report.execution_type is ExecutionType.FILL:
         metadata.update(
@@ -239,8 +236,7 @@ async def _audit(
         )
     else:
         metadata.update(status_code=report.status_code)
-    await audit.insert(
-        statements,
+    return audit.event(
         f"execution.{report.execution_type.value}",
         actor_type=ActorType.DEVICE,
         actor_id=device.id,

@@ -51,10 +51,10 @@ async def record_for_fill(
         return None
     # Read under the lock, in a statement of its own: an admin clearing the
     # referral meanwhile has committed, and a new statement sees it.
-    referral = await repo.referral_of(user_id)
-    if referral is None:  # pragma: no cover - referrals are never deleted
+    found = await repo.referral_and_volume(user_id, affiliate.affiliate_id, now - VOLUME_WINDOW)
+    if found is None:  # pragma: no cover - referrals are never deleted
         return None
-    volume = await repo.referred_volume(affiliate.affiliate_id, now - VOLUME_WINDOW)
+    referral, volume = found
     tier = tier_for(settings.affiliate_tiers, money.add(volume, notional))
     commission = Commission(
         id=uuid.uuid4(),
