@@ -291,6 +291,8 @@ async def test_concurrent_copies_of_one_fill_are_recorded_once(desk: Desk) -> No
         f"/api/v1/exec/status/{signal['id']}", headers=terminal.owner.headers
     )
     assert len(status.json()) == 1
+    # The copies that lost the race wrote nothing, not even an audit event.
+    assert [event["action"] for event in await audit_of(desk, terminal)] == ["execution.fill"]
 
 
 async def test_concurrent_distinct_fills_all_count(desk: Desk) -> None:
