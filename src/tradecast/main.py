@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -97,9 +98,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.scheduler.start()
         if relay is not None:
             relay.start()
+        # Everything built so far lives as long as the app: out of the collector's
+        # sight, a full collection no longer walks it, and every request in flight
+        # waits for less (docs/PERFORMANCE.md). Given back when the app stops.
+        gc.freeze()
         try:
             yield
         finally:
+            gc.unfreeze()
             if relay is not None:
                 await relay.stop()
             await app.state.scheduler.stop()
