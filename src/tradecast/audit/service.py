@@ -6,7 +6,7 @@ import enum
 import logging
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Required, TypedDict, Unpack
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,50 +28,37 @@ class ActorType(enum.StrEnum):
     ANONYMOUS = "anonymous"
 
 
-def record(
-    session: AsyncSession,
-    action: str,
-    *,
-    actor_type: ActorType,
-    actor_id: uuid.UUID | None = None,
-    target_type: str | None = None,
-    target_id: uuid.UUID | str | None = None,
-    metadata: dict[str, Any] | None = None,
-) -> AuditEvent:
-    recorded = event(
-        action,
-        actor_type=actor_type,
-        actor_id=actor_id,
-        target_type=target_type,
-        target_id=target_id,
-        metadata=metadata,
-    )
+class EventFields(TypedDict, total=False):
+    """Who did what to what, besides the action's name."""
+
+    actor_type: Required[ActorType]
+    actor_id: uuid.UUID | None
+    target_type: str | None
+    target_id: uuid.UUID | str | None
+    metadata: dict[str, Any] | None
+
+
+def record(session: AsyncSession, action: str, **fields: Unpack[EventFields]) -> AuditEvent:
+    recorded = event(action, **fields)
     AuditRepository(session).add(recorded)
     logged(recorded)
     return recorded
 
 
-def event(
-    action: str,
-    *,
-    actor_type: ActorType,
-    actor_id: uuid.UUID | None = None,
-    target_type: str | None = None,
-    target_id: uuid.UUID | str | None = None,
-    metadata: dict[str, Any] | None = None,
-) -> AuditEvent:
+def event(action: str, **fields: Unpack[EventFields]) -> AuditEvent:
     """An event of this request, not yet written: for a unit of work that writes
     it with its own statements (the device report path), then calls ``logged``."""
+    target_id = fields.get("target_id")
     context = current()
     return AuditEvent(
         id=uuid.uuid4(),
         occurred_at=clock.utcnow(),
-        actor_type=actor_type.value,
-        actor_id=actor_id,
+        actor_type=fields["actor_type"].value,
+        actor_id=fields.get("actor_id"),
         action=action,
-        target_type=target_type,
+        target_type=fields.get("target_type"),
         target_id=str(target_id) if target_id is not None else None,
-        details=redact(metadata or {}),
+        details=redact(fields.get("metadata") or {}),
         client_ip=context.client_ip if context else None,
         request_id=context.request_id if context else None,
     )
