@@ -53,8 +53,8 @@ async def signed_device_key(request: Request) -> SigningKey:
     """Verify the signature; the key may come from the process's key cache.
 
     For endpoints that check the device row themselves in their unit of work
-    (the poll does, in the statement that records ``last_poll``): nothing here
-    touches the database when the key is cached.
+    (the poll does, in the statement that records ``last_poll``; the reports in
+    their first read): nothing here touches the database when the key is cached.
     """
     # The secret box straight from the app, not as a sub-dependency: on the hottest
     # path each resolved dependency is measurable.
