@@ -1,14 +1,18 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from sqlalchemy import delete, update
 
 from tests.desk import Desk, Terminal
 from tests.helpers import assert_problem
+from tradecast.db import Database
+from tradecast.devices.models import Device
 from tradecast.kit import clock
 
 
@@ -365,3 +369,35 @@ async def test_a_refused_report_leaves_nothing_behind(desk: Desk) -> None:
     assert (await desk.decide(careful, unapproved["id"], "approve")).status_code == 201
     accepted = await terminal.fill(unapproved["id"], "1.1", "0.5", report_id="early")
     assert accepted.status_code == 201
+
+
+async def _as_another_process(desk: Desk, change: str, device_id: str) -> None:
+    """Change the device's row as another server process would, whose word that
+    this process's cached key is stale has not arrived yet."""
+    device = Device.id == uuid.UUID(device_id)
+    statement = (
+        update(Device).where(device).values(is_active=False)
+        if change == "deactivate"
+        else delete(Device).where(device)
+    )
+    db = Database(desk.api.settings.resolved_database_url)
+    try:
+        async with db.engine.begin() as connection:
+            await connection.execute(statement)
+    finally:
+        await db.dispose()
+
+
+@pytest.mark.parametrize(
+    ("change", "code"), [("deactivate", "key_inactive"), ("delete", "unknown_key")]
+)
+async def test_a_report_checks_the_device_row_even_when_its_key_is_cached(
+    desk: Desk, change: str, code: str
+) -> None:
+    terminal = await desk.terminal()
+    signal = await delivered(desk, terminal)  # the poll put the key in the cache
+    await _as_another_process(desk, change, terminal.id)
+    refused = await terminal.fill(signal["id"], "1.1", "0.5")
+    assert_problem(refused, 401, code)
+    trades = await desk.api.client.get("/api/v1/trades", headers=terminal.owner.headers)
+    assert trades.json()["items"] == []
