@@ -10,7 +10,8 @@ handlers render as problems exactly as for every other route:
 1. no NUL character in the query string (``boundaries.refuse_nul_characters``);
 2. the signature, nonce and rate limit (``devices.dependencies.signed_device_key``);
 3. ``limit`` and ``wait`` against ``PollQuery``'s constraints (a 422 names the field);
-4. the poll itself (``delivery.service.poll``), its answer serialised once.
+4. the poll itself (``delivery.service.poll``), its answer serialised once
+   (``delivery.schemas.poll_answer``).
 
 The middlewares (request id, access log, metrics, body limit) wrap it as they
 wrap every route. The operation's OpenAPI entry is its FastAPI declaration in
@@ -32,11 +33,10 @@ from starlette.types import Receive, Scope, Send
 from tradecast.boundaries import refuse_nul_characters
 from tradecast.config import Settings
 from tradecast.delivery import service
-from tradecast.delivery.schemas import PollOut, PollQuery
+from tradecast.delivery.schemas import PollQuery, poll_answer
 from tradecast.delivery.wakeups import hub_of
 from tradecast.devices.dependencies import signed_device_key
 from tradecast.kit import clock
-from tradecast.signals.schemas import SignalOut
 from tradecast.signed.errors import UnknownKey
 
 POLL_PATH = "/api/v1/exec/poll"
@@ -62,14 +62,9 @@ async def poll_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
         limit=query.limit,
         wait_s=query.wait,
     )
-    now = clock.utcnow()
     settings: Settings = state.settings
-    answer = PollOut(
-        signals=[SignalOut.of(signal, now) for signal in signals],
-        server_time=now,
-        poll_interval_s=settings.poll_interval_s,
-    )
-    response = Response(answer.model_dump_json(), media_type="application/json")
+    answer = poll_answer(signals, clock.utcnow(), settings.poll_interval_s)
+    response = Response(answer, media_type="application/json")
     await response(scope, receive, send)
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Protocol
+from typing import Any, Protocol
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
@@ -147,20 +147,26 @@ class SignalOut(BaseModel):
 
     @classmethod
     def of(cls, signal: SignalFields, now: datetime) -> SignalOut:
-        return cls(
-            id=signal.id,
-            instrument=signal.instrument,
-            side=signal.side,
-            order_type=signal.order_type,
-            entry_price=signal.entry_price,
-            stop_loss=signal.stop_loss,
-            take_profit=signal.take_profit,
-            volume=signal.volume,
-            expires_at=signal.expires_at,
-            status=truthful_status(signal.status, signal.expires_at, now),
-            external_id=signal.external_id,
-            created_at=signal.created_at,
-        )
+        return cls(**cls.fields_of(signal, now))
+
+    @staticmethod
+    def fields_of(signal: SignalFields, now: datetime) -> dict[str, Any]:
+        """The answer's field values for ``signal`` at ``now``: the status is
+        ``expired`` as soon as ``expires_at`` has passed."""
+        return {
+            "id": signal.id,
+            "instrument": signal.instrument,
+            "side": signal.side,
+            "order_type": signal.order_type,
+            "entry_price": signal.entry_price,
+            "stop_loss": signal.stop_loss,
+            "take_profit": signal.take_profit,
+            "volume": signal.volume,
+            "expires_at": signal.expires_at,
+            "status": truthful_status(signal.status, signal.expires_at, now),
+            "external_id": signal.external_id,
+            "created_at": signal.created_at,
+        }
 
 
 class ApprovalOut(BaseModel):
