@@ -31,7 +31,7 @@ from tradecast.affiliates.models import (
     Referral,
     ReferralStatus,
 )
-from tradecast.db import DriverStatement, Statements, UTCDateTime
+from tradecast.db import DriverStatement, SessionStatements, Statements, UTCDateTime
 from tradecast.kit.pagination import PageParams
 
 ZERO = Decimal(0)
@@ -226,14 +226,7 @@ class CommissionRepository:
         self.session = session
 
     async def referred_volume(self, affiliate_id: uuid.UUID, since: datetime) -> Decimal:
-        """Σ notional of the fills that earned the affiliate a commission since ``since``."""
-        return await _exact_sum(
-            self.session,
-            Commission.notional,
-            Commission.affiliate_id == affiliate_id,
-            Commission.status == CommissionStatus.EARNED,
-            Commission.created_at > since,
-        )
+        return await _referred_volume(SessionStatements(self.session), affiliate_id, since)
 
     async def earned_total(self, affiliate_id: uuid.UUID) -> Decimal:
         return await _exact_sum(
@@ -341,6 +334,18 @@ class ReferralState:
     status: ReferralStatus
 
 
+async def _referred_volume(
+    statements: Statements, affiliate_id: uuid.UUID, since: datetime
+) -> Decimal:
+    """Σ notional of the fills that earned the affiliate a commission since ``since``."""
+    values = {"affiliate_id": affiliate_id, "since": since}
+    if statements.is_sqlite:
+        earned = await statements.rows(_VOLUME_ROWS, values)
+        return sum((row["volume"] for row in earned), ZERO)
+    (row,) = await statements.rows(_VOLUME_SUM, values)
+    return ZERO if row["volume"] is None else Decimal(row["volume"])
+
+
 class FillCommissionRepository:
     """The statements of a fill's commission, in the fill's unit of work."""
 
@@ -364,8 +369,7 @@ class FillCommissionRepository:
         values = {"user_id": user_id, "affiliate_id": affiliate_id, "since": since}
         if self.statements.is_sqlite:
             rows = await self.statements.rows(_REFERRAL_STATUS, values)
-            earned = await self.statements.rows(_VOLUME_ROWS, values)
-            volume = sum((row["volume"] for row in earned), ZERO)
+            volume = await _referred_volume(self.statements, affiliate_id, since)
         else:
             rows = await self.statements.rows(_REFERRAL_AND_VOLUME, values)
             volume = ZERO if not rows or rows[0]["volume"] is None else Decimal(rows[0]["volume"])
