@@ -92,8 +92,7 @@ def _pending_statement() -> Select[Signal]:
     )
 
 
-_PENDING = _pending_statement()
-PENDING = _PENDING
+PENDING = _pending_statement()
 """The pending-signal statement, with bind parameters ``device_id``, ``owner_id``,
 ``now`` and ``limit``."""
 
@@ -125,7 +124,7 @@ def pending_signals_query(
     device_id: uuid.UUID, owner_id: uuid.UUID, now: datetime, limit: int
 ) -> Select[Signal]:
     """The pending-signal statement with this poll's values bound."""
-    return _PENDING.params(device_id=device_id, owner_id=owner_id, now=now, limit=limit)
+    return PENDING.params(device_id=device_id, owner_id=owner_id, now=now, limit=limit)
 
 
 def _deliver_pending_statement() -> Select[Any]:
@@ -148,7 +147,7 @@ def _deliver_pending_statement() -> Select[Any]:
     device_id = bindparam("device_id", type_=Uuid())
     device = _ACTIVE.cte("device")
     touched = _TOUCH.cte("touched")
-    pending = _PENDING.where(exists(select(device.c.id))).cte("pending")
+    pending = PENDING.where(exists(select(device.c.id))).cte("pending")
     delivered = first_delivery_only(
         postgresql.insert(Delivery).from_select(
             ["device_id", "signal_id", "first_delivered_at"],
