@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index
+from sqlalchemy import ForeignKey, Index, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tradecast.db import Base
@@ -19,7 +19,18 @@ class Delivery(Base):
     """
 
     __tablename__ = "deliveries"
-    __table_args__ = (Index("ix_deliveries_signal_id", "signal_id"),)
+    __table_args__ = (
+        Index("ix_deliveries_signal_id", "signal_id"),
+        # What a device has settled, read by every poll (delivery/repository.py):
+        # one index-only range scan per poll instead of a heap visit per open signal.
+        Index(
+            "ix_deliveries_settled",
+            "device_id",
+            "signal_id",
+            postgresql_where=text("settled_at IS NOT NULL"),
+            sqlite_where=text("settled_at IS NOT NULL"),
+        ),
+    )
 
     device_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True
