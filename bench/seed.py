@@ -63,7 +63,6 @@ SELECT md5('device' || d)::uuid, md5('signal' || s)::uuid, now(),
 FROM generate_series(1, {users} * {devices_per_user}) AS d, generate_series({signals} - {open_signals} + 1, {signals} - {open_signals} + {delivered_per_device}) AS s;
 
 {referrals}
-ANALYZE;
 """
 
 # Every 20th user is an affiliate; every other user is referred by one of them,
@@ -89,6 +88,11 @@ async def seed(dsn: str, shape: Shape) -> None:
     connection = await asyncpg.connect(dsn)
     try:
         await connection.execute(script)
+        # As on a service that has been up: autovacuum has visited the bulk-loaded
+        # tables, so their statistics are current and their visibility maps set
+        # (index-only scans need the latter). VACUUM runs outside the script's
+        # transaction.
+        await connection.execute("VACUUM (ANALYZE)")
     finally:
         await connection.close()
 
