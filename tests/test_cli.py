@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -77,7 +78,7 @@ def _free_port() -> int:
 def test_serve_migrates_and_serves(cli_env: dict[str, str]) -> None:
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "tradecast", "serve", "--port", str(port)],
+        [sys.executable, "-m", "tradecast", "serve", "--port", str(port), "--backlog", "1500"],
         env={**os.environ, **cli_env},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -93,6 +94,13 @@ def test_serve_migrates_and_serves(cli_env: dict[str, str]) -> None:
                 assert time.monotonic() < deadline, "server did not come up"
                 time.sleep(0.2)
         assert ready.json() == {"status": "ready"}
+        # The listening socket holds the backlog asked for (ss shows it as Send-Q).
+        ss = shutil.which("ss")
+        if ss is not None:
+            listening = subprocess.run(
+                [ss, "-Hltn", f"sport = :{port}"], capture_output=True, text=True, check=True
+            ).stdout.split()
+            assert listening[2] == "1500", listening
         registered = httpx.post(
             f"http://127.0.0.1:{port}/api/v1/auth/register",
             json={"email": "served@example.org", "password": "long enough"},

@@ -31,6 +31,12 @@ def _settings() -> Settings:
         raise typer.Exit(2) from exc
 
 
+# After a restart every terminal reconnects within seconds; connections beyond the
+# listen backlog are dropped by the kernel (the terminal sees a reset), so it is
+# twice uvicorn's default (docs/DEPLOY.md).
+LISTEN_BACKLOG = 4096
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
@@ -38,6 +44,13 @@ def serve(
     workers: Annotated[
         int, typer.Option(min=1, help="Server processes; more than 1 needs TRADECAST_REDIS_URL.")
     ] = 1,
+    backlog: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Connections the kernel holds for accepting (capped by net.core.somaxconn).",
+        ),
+    ] = LISTEN_BACKLOG,
 ) -> None:
     """Migrate the database to head, then serve the API."""
     import uvicorn
@@ -59,6 +72,7 @@ def serve(
         host=host,
         port=port,
         workers=workers,
+        backlog=backlog,
         log_config=None,
         proxy_headers=False,
     )
