@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import httpx
 
+from tradecast.cli import LISTEN_BACKLOG
+
 
 def free_port() -> int:
     with socket.socket() as probe:
@@ -51,6 +53,9 @@ def serve(
         str(port),
         "--workers",
         str(workers),
+        # As `tradecast serve` listens: a fleet connecting at once queues in the kernel.
+        "--backlog",
+        str(LISTEN_BACKLOG),
         "--no-access-log",
         "--log-level",
         "warning",
