@@ -9,7 +9,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-BENCHMARKS = ("bench.poll", "bench.latency", "bench.ingest")
+BENCHMARKS = ("bench.poll", "bench.latency", "bench.ingest", "bench.statements")
 
 
 def main() -> int:

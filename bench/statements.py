@@ -1,0 +1,168 @@
+"""PostgreSQL's cost of the device statements, against a trivial statement in the same run.
+
+    python -m bench.statements [--executions 3000] [--smoke]
+
+Seeds the poll benchmark's data (100,000 signals, 100 open, 10,000 devices,
+990,000 deliveries; ``bench/poll.py``), then runs each statement the way the
+device pool does (prepared, generic plan, autocommit, one connection) over
+random devices, and prints the server backend's CPU time per execution (read
+from ``/proc``, so only when PostgreSQL runs on this machine) and the wall
+time per execution:
+
+- a trivial statement with the same kind of parameters (the baseline: the
+  protocol's cost of one execution);
+- the poll's statement when it moves ``last_poll`` on, and when ``last_poll``
+  is recent (a device polling every few seconds);
+- the statement that answers a batch of 500 woken long polls.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+
+from bench.fixtures import prepare
+from bench.poll import FULL, SMOKE
+from bench.seed import Shape
+from tradecast.db import DriverStatement
+from tradecast.delivery.batch import _BATCH
+from tradecast.delivery.repository import _DELIVER_PENDING, LAST_POLL_STEP
+from tradecast.kit import clock
+
+_TRIVIAL = "SELECT $1::uuid AS device_id, $2::uuid AS owner_id, $3::timestamptz AS now"
+_BATCH_STATEMENT = DriverStatement(_BATCH)
+BATCH_SIZE = 500
+
+
+@dataclass(frozen=True)
+class Figure:
+    name: str
+    executions: int
+    backend_cpu_ms: float | None
+    wall_ms: float
+
+
+def _backend_cpu_s(pid: int) -> float | None:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:  # PostgreSQL on another machine
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _timed(
+    name: str, pid: int, executions: int, run: Callable[[int], Awaitable[Any]]
+) -> Figure:
+    cpu_before, wall_before = _backend_cpu_s(pid), time.perf_counter()
+    for n in range(executions):
+        await run(n)
+    cpu_after, wall = _backend_cpu_s(pid), time.perf_counter() - wall_before
+    cpu = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
+    return Figure(
+        name,
+        executions,
+        None if cpu is None else cpu * 1000 / executions,
+        wall * 1000 / executions,
+    )
+
+
+async def measure(dsn: str, executions: int) -> list[Figure]:
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.execute("SET plan_cache_mode = force_generic_plan")
+        pid = await connection.fetchval("SELECT pg_backend_pid()")
+        devices = [
+            (row["id"], row["user_id"])
+            for row in await connection.fetch("SELECT id, user_id FROM devices")
+        ]
+        picks = random.Random(8)  # which devices, not a secret
+        trivial = await connection.prepare(_TRIVIAL)
+
+        async def baseline(_: int) -> None:
+            device, owner = picks.choice(devices)
+            await trivial.fetch(device, owner, clock.utcnow())
+
+        def poll(step: timedelta) -> Callable[[int], Awaitable[Any]]:
+            async def run(_: int) -> None:
+                device, owner = picks.choice(devices)
+                now = clock.utcnow()
+                values = {
+                    "device_id": device,
+                    "owner_id": owner,
+                    "now": now,
+                    "stale_before": now - step,
+                    "limit": 50,
+                }
+                await _DELIVER_PENDING.fetch(connection, values)
+
+            return run
+
+        size = min(BATCH_SIZE, len(devices))
+
+        async def batch(_: int) -> None:
+            asks = picks.sample(devices, size)
+            values = {
+                "device_ids": [device for device, _ in asks],
+                "owner_ids": [owner for _, owner in asks],
+                "limits": [50] * len(asks),
+                "now": clock.utcnow(),
+            }
+            await _BATCH_STATEMENT.fetch(connection, values)
+
+        figures = [await _timed("trivial statement (baseline)", pid, executions, baseline)]
+        # Every device's last_poll moves on (a step of zero), then none does: the
+        # seeded devices have none yet, so the first pass also sets them all.
+        figures.append(
+            await _timed("poll, last_poll moved on", pid, executions, poll(timedelta(0)))
+        )
+        figures.append(
+            await _timed("poll, last_poll recent", pid, executions, poll(LAST_POLL_STEP))
+        )
+        figures.append(
+            await _timed(f"batch of {size} woken polls", pid, max(1, executions // 100), batch)
+        )
+        return figures
+    finally:
+        await connection.close()
+
+
+def report(figures: list[Figure], shape: Shape) -> None:
+    print(
+        f"\nstatements: PostgreSQL, {shape.signals:,} signals ({shape.open_signals} open), "
+        f"{shape.devices:,} devices, generic plans, one connection"
+    )
+    print(f"{'statement':<32} {'runs':>6} {'backend CPU ms':>15} {'wall ms':>9}  vs baseline")
+    baseline = figures[0]
+    for figure in figures:
+        cpu = "-" if figure.backend_cpu_ms is None else f"{figure.backend_cpu_ms:.3f}"
+        ratio = (
+            f"{figure.backend_cpu_ms / baseline.backend_cpu_ms:.1f}×"
+            if figure.backend_cpu_ms is not None and baseline.backend_cpu_ms
+            else f"{figure.wall_ms / baseline.wall_ms:.1f}× (wall)"
+        )
+        print(f"{figure.name:<32} {figure.executions:>6} {cpu:>15} {figure.wall_ms:>9.3f}  {ratio}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--executions", type=int, default=3000)
+    parser.add_argument("--smoke", action="store_true", help="tiny data, few executions")
+    args = parser.parse_args()
+    shape = SMOKE if args.smoke else FULL
+    executions = min(args.executions, 200) if args.smoke else args.executions
+    dsn = asyncio.run(prepare("tradecast_bench_statements", shape))
+    report(asyncio.run(measure(dsn, executions)), shape)
+
+
+if __name__ == "__main__":
+    main()
