@@ -48,6 +48,9 @@ class Figures:
     p99_ms: float
     max_ms: float
     rss_per_wait_kib: float | None
+    # The benchmark's own CPU from the publish to the last receipt (per round): it
+    # shares the server's two cores, so it is part of what the latency shows.
+    client_cpu_s: float | None = None
 
 
 def _rss_kib(root_pid: int) -> int:
@@ -166,14 +169,20 @@ async def _cancel_open(url: str, token: str) -> None:
             await client.post(f"/api/v1/signals/{signal['id']}/cancel")
 
 
-def _figures(devices: int, mode: str, latencies_ms: list[float], rss: float | None) -> Figures:
+def _figures(
+    devices: int,
+    mode: str,
+    latencies_ms: list[float],
+    rss: float | None,
+    client_cpu_s: float | None = None,
+) -> Figures:
     latencies = sorted(latencies_ms)
     if not latencies:
-        return Figures(devices, mode, 0, float("nan"), float("nan"), float("nan"), rss)
+        nan = float("nan")
+        return Figures(devices, mode, 0, nan, nan, nan, rss, client_cpu_s)
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
-    return Figures(
-        devices, mode, len(latencies), statistics.median(latencies), p99, latencies[-1], rss
-    )
+    median = statistics.median(latencies)
+    return Figures(devices, mode, len(latencies), median, p99, latencies[-1], rss, client_cpu_s)
 
 
 def rounds_for(devices: int) -> int:
@@ -185,18 +194,21 @@ async def long_poll_runs(url: str, pid: int, devices: int, token: str) -> Figure
     """``rounds_for(devices)`` rounds of :func:`long_poll_run`, their latencies pooled."""
     latencies: list[float] = []
     per_wait: float | None = None
-    for _ in range(rounds_for(devices)):
-        round_latencies, per_wait = await long_poll_run(url, pid, devices, token)
+    client_cpu = 0.0
+    rounds = rounds_for(devices)
+    for _ in range(rounds):
+        round_latencies, per_wait, round_cpu = await long_poll_run(url, pid, devices, token)
         latencies += round_latencies
+        client_cpu += round_cpu
         await _cancel_open(url, token)
-    return _figures(devices, "long poll", latencies, per_wait)
+    return _figures(devices, "long poll", latencies, per_wait, client_cpu / rounds)
 
 
 async def long_poll_run(
     url: str, pid: int, devices: int, token: str, *, report: bool = True
-) -> tuple[list[float], float | None]:
-    """One publish to ``devices`` held long polls: each receipt's latency (ms) and the
-    server's memory per held poll."""
+) -> tuple[list[float], float | None, float]:
+    """One publish to ``devices`` held long polls: each receipt's latency (ms), the
+    server's memory per held poll, and this client's CPU seconds from the publish on."""
     parsed = urlparse(url)
     host, port = parsed.hostname or "127.0.0.1", parsed.port or 80
     before = _rss_kib(pid)
@@ -217,15 +229,17 @@ async def long_poll_run(
     during = _rss_kib(pid)
     async with httpx.AsyncClient(base_url=url) as publisher:
         await publisher.get("/healthz")  # the connection is open before the clock starts
+        cpu_before = time.process_time()
         started = await _publish(publisher, token)
     await asyncio.wait(tasks, timeout=30)
+    client_cpu = time.process_time() - cpu_before
     for task in tasks:
         task.cancel()
     per_wait = (during - before) / devices if devices >= 100 else None
     missed = {k: v for k, v in outcomes.items() if k != "received"}
     if report and (missed or len(arrived) < devices):
         print(f"  {devices} long polls: {devices - len(arrived)} without the signal: {missed}")
-    return [(t - started) * 1000 for t in arrived], per_wait
+    return [(t - started) * 1000 for t in arrived], per_wait, client_cpu
 
 
 async def plain_poll_run(url: str, devices: int, token: str) -> Figures:
@@ -240,12 +254,15 @@ async def plain_poll_run(url: str, devices: int, token: str) -> Figures:
     await asyncio.sleep(2)
     async with httpx.AsyncClient(base_url=url) as publisher:
         await publisher.get("/healthz")
+        cpu_before = time.process_time()
         started = await _publish(publisher, token)
     await asyncio.wait(tasks, timeout=30)
+    client_cpu = time.process_time() - cpu_before
     stop.set()
     for task in tasks:
         task.cancel()
-    return _figures(devices, "poll every 1 s", [(t - started) * 1000 for t in arrived], None)
+    latencies = [(t - started) * 1000 for t in arrived]
+    return _figures(devices, "poll every 1 s", latencies, None, client_cpu)
 
 
 def run(args: argparse.Namespace) -> list[Figures]:
@@ -285,12 +302,13 @@ def run(args: argparse.Namespace) -> list[Figures]:
 def report(rows: list[Figures], args: argparse.Namespace) -> None:
     print(f"\nsignal → device latency, {args.workers} worker(s), PostgreSQL")
     print(
-        f"{'devices':>8}  {'mode':<15} {'received':>9} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'KiB/held poll':>14}"
+        f"{'devices':>8}  {'mode':<15} {'received':>9} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'KiB/held poll':>14} {'client CPU s':>13}"
     )
     for r in rows:
         rss = f"{r.rss_per_wait_kib:.1f}" if r.rss_per_wait_kib is not None else "-"
+        cpu = f"{r.client_cpu_s:.2f}" if r.client_cpu_s is not None else "-"
         print(
-            f"{r.devices:>8}  {r.mode:<15} {r.received:>9} {r.p50_ms:>8.1f} {r.p99_ms:>8.1f} {r.max_ms:>8.1f} {rss:>14}"
+            f"{r.devices:>8}  {r.mode:<15} {r.received:>9} {r.p50_ms:>8.1f} {r.p99_ms:>8.1f} {r.max_ms:>8.1f} {rss:>14} {cpu:>13}"
         )
 
 
