@@ -129,7 +129,19 @@ def _batch_statement() -> Select[Any]:
     )
 
 
-_BATCH = _batch_statement()
+BATCH = _batch_statement()
+"""The batch statement, with bind parameters ``device_ids``, ``owner_ids``, ``limits``
+(parallel arrays) and ``now``."""
+
+
+def batch_values(asks: Sequence[tuple[uuid.UUID, uuid.UUID, int]], now: datetime) -> dict[str, Any]:
+    """``BATCH``'s values for ``asks`` (device, owner, limit)."""
+    return {
+        "device_ids": [device_id for device_id, _, _ in asks],
+        "owner_ids": [owner_id for _, owner_id, _ in asks],
+        "limits": [limit for _, _, limit in asks],
+        "now": now,
+    }
 
 
 async def deliver_batch(
@@ -145,13 +157,7 @@ async def deliver_batch(
             if signals is not None:
                 answers[device_id] = list(signals)
         return answers
-    values = {
-        "device_ids": [device_id for device_id, _, _ in asks],
-        "owner_ids": [owner_id for _, owner_id, _ in asks],
-        "limits": [limit for _, _, limit in asks],
-        "now": now,
-    }
-    for row in await session.execute(_BATCH, values):
+    for row in await session.execute(BATCH, batch_values(asks, now)):
         signals = answers.setdefault(row.for_device, [])
         if row.id is not None:
             # A Row has every column of the signal as an attribute, as SignalFields asks.
