@@ -11,8 +11,9 @@ time per execution:
 
 - a trivial statement with the same kind of parameters (the baseline: the
   protocol's cost of one execution);
-- the poll's statement when it moves ``last_poll`` on, and when ``last_poll``
-  is recent (a device polling every few seconds);
+- the poll (``deliver_pending_at_once``) of devices that have not polled yet,
+  so each moves ``last_poll`` on, then of the same devices again moments later,
+  when ``last_poll`` is recent (a device polling every few seconds);
 - the statement that answers a batch of 500 woken long polls.
 """
 
@@ -25,7 +26,6 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -34,12 +34,12 @@ from bench.fixtures import prepare
 from bench.poll import FULL, SMOKE
 from bench.seed import Shape
 from tradecast.db import DriverStatement
-from tradecast.delivery.batch import _BATCH
-from tradecast.delivery.repository import _DELIVER_PENDING, LAST_POLL_STEP
+from tradecast.delivery.batch import BATCH, batch_values
+from tradecast.delivery.repository import deliver_pending_at_once
 from tradecast.kit import clock
 
 _TRIVIAL = "SELECT $1::uuid AS device_id, $2::uuid AS owner_id, $3::timestamptz AS now"
-_BATCH_STATEMENT = DriverStatement(_BATCH)
+_BATCH_STATEMENT = DriverStatement(BATCH)
 BATCH_SIZE = 500
 
 
@@ -92,42 +92,23 @@ async def measure(dsn: str, executions: int) -> list[Figure]:
             device, owner = picks.choice(devices)
             await trivial.fetch(device, owner, clock.utcnow())
 
-        def poll(step: timedelta) -> Callable[[int], Awaitable[Any]]:
-            async def run(_: int) -> None:
-                device, owner = picks.choice(devices)
-                now = clock.utcnow()
-                values = {
-                    "device_id": device,
-                    "owner_id": owner,
-                    "now": now,
-                    "stale_before": now - step,
-                    "limit": 50,
-                }
-                await _DELIVER_PENDING.fetch(connection, values)
+        # Devices that have not polled yet (the seed leaves last_poll empty): their
+        # first poll moves last_poll on, a second one moments later does not.
+        fresh = picks.sample(devices, min(executions, len(devices)))
 
-            return run
+        async def poll(n: int) -> None:
+            device, owner = fresh[n % len(fresh)]
+            await deliver_pending_at_once(connection, device, owner, clock.utcnow(), 50)
 
         size = min(BATCH_SIZE, len(devices))
 
         async def batch(_: int) -> None:
-            asks = picks.sample(devices, size)
-            values = {
-                "device_ids": [device for device, _ in asks],
-                "owner_ids": [owner for _, owner in asks],
-                "limits": [50] * len(asks),
-                "now": clock.utcnow(),
-            }
-            await _BATCH_STATEMENT.fetch(connection, values)
+            asks = [(device, owner, 50) for device, owner in picks.sample(devices, size)]
+            await _BATCH_STATEMENT.fetch(connection, batch_values(asks, clock.utcnow()))
 
         figures = [await _timed("trivial statement (baseline)", pid, executions, baseline)]
-        # Every device's last_poll moves on (a step of zero), then none does: the
-        # seeded devices have none yet, so the first pass also sets them all.
-        figures.append(
-            await _timed("poll, last_poll moved on", pid, executions, poll(timedelta(0)))
-        )
-        figures.append(
-            await _timed("poll, last_poll recent", pid, executions, poll(LAST_POLL_STEP))
-        )
+        figures.append(await _timed("poll, last_poll moved on", pid, executions, poll))
+        figures.append(await _timed("poll, last_poll recent", pid, executions, poll))
         figures.append(
             await _timed(f"batch of {size} woken polls", pid, max(1, executions // 100), batch)
         )
