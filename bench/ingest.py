@@ -30,6 +30,7 @@ FULL = Shape(
     delivered_per_device=20,
     settled_per_device=0,
     referrals=True,
+    history_per_device=10,
 )
 SMOKE = Shape(
     users=40,
@@ -38,6 +39,7 @@ SMOKE = Shape(
     delivered_per_device=5,
     settled_per_device=0,
     referrals=True,
+    history_per_device=3,
 )
 
 

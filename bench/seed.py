@@ -22,6 +22,7 @@ class Shape:
     settled_per_device: int = 60
     approval_users_every: int = 10  # every 10th user delivers in approval mode
     referrals: bool = False
+    history_per_device: int = 0  # past fills per device, each with its trade and report
 
     @property
     def devices(self) -> int:
@@ -63,6 +64,7 @@ SELECT md5('device' || d)::uuid, md5('signal' || s)::uuid, now(),
 FROM generate_series(1, {users} * {devices_per_user}) AS d, generate_series({signals} - {open_signals} + 1, {signals} - {open_signals} + {delivered_per_device}) AS s;
 
 {referrals}
+{history}
 """
 
 # Every 20th user is an affiliate; every other user is referred by one of them,
@@ -80,10 +82,63 @@ WHERE g % 20 <> 0 AND {users} >= 20;
 """
 
 
+# Each device copied the ``history_per_device`` signals before the open ones, over
+# the last four weeks: a settled delivery, an ACK and a fill report, a one-fill
+# trade, the audit event and, for a referred user, the earned commission. The
+# execution tables hold what a service some weeks in holds, so their statistics
+# and plans are those of a service in use, and each affiliate's 30-day volume
+# spans hundreds of commissions.
+HISTORY_SQL = """
+CREATE TEMPORARY TABLE history AS
+SELECT d, h, 1 + (d - 1) / {devices_per_user} AS u,
+       {signals} - {open_signals} - {history_per_device} + h AS s,
+       now() - (h - 1) * interval '27 days' / {history_per_device} - (d % 3600) * interval '1 second' AS at
+FROM generate_series(1, {users} * {devices_per_user}) AS d, generate_series(1, {history_per_device}) AS h;
+
+INSERT INTO deliveries (device_id, signal_id, first_delivered_at, settled_at)
+SELECT md5('device' || d)::uuid, md5('signal' || s)::uuid, at, at FROM history;
+
+INSERT INTO trades (id, user_id, device_id, signal_id, instrument, side, size, cost, price,
+                    notional, fill_count, opened_at, updated_at)
+SELECT md5('trade' || d || ':' || h)::uuid, md5('user' || u)::uuid, md5('device' || d)::uuid,
+       sig.id, sig.instrument, sig.side, 0.01, 0.011, 1.1, 1100, 1, at, at
+FROM history JOIN signals AS sig ON sig.id = md5('signal' || s)::uuid;
+
+INSERT INTO execution_reports (id, device_id, signal_id, report_id, execution_type, fill_price,
+                               fill_size, trade_id, fingerprint, created_at)
+SELECT md5('fill' || d || ':' || h)::uuid, md5('device' || d)::uuid, md5('signal' || s)::uuid,
+       'past-fill-' || h, 'fill', 1.1, 0.01, md5('trade' || d || ':' || h)::uuid,
+       md5('fill' || d || ':' || h) || md5('fill' || d || ':' || h), at
+FROM history
+UNION ALL
+SELECT md5('ack' || d || ':' || h)::uuid, md5('device' || d)::uuid, md5('signal' || s)::uuid,
+       'past-ack-' || h, 'ack', NULL, NULL, NULL,
+       md5('ack' || d || ':' || h) || md5('ack' || d || ':' || h), at - interval '1 second'
+FROM history;
+
+INSERT INTO audit_events (id, occurred_at, actor_type, actor_id, action, target_type, target_id,
+                          metadata)
+SELECT md5('audit' || d || ':' || h)::uuid, at, 'device', md5('device' || d)::uuid,
+       'execution.fill', 'signal', md5('signal' || s)::uuid::text,
+       json_build_object('report_id', 'past-fill-' || h, 'fill_price', '1.1', 'fill_size', '0.01')
+FROM history;
+
+INSERT INTO commissions (id, affiliate_id, referral_id, referred_user_id, trade_id,
+                         execution_report_id, notional, tier, rate, amount, status, created_at)
+SELECT md5('commission' || d || ':' || h)::uuid, ref.affiliate_id, ref.id, ref.referred_user_id,
+       md5('trade' || d || ':' || h)::uuid, md5('fill' || d || ':' || h)::uuid,
+       1100, 4, 0.02, 22.00, 'earned', at
+FROM history JOIN referrals AS ref ON ref.referred_user_id = md5('user' || u)::uuid;
+
+DROP TABLE history;
+"""
+
+
 async def seed(dsn: str, shape: Shape) -> None:
     # Only integers from Shape are formatted in; nothing here comes from outside.
     values = asdict(shape)
     values["referrals"] = REFERRALS_SQL.format(**values) if shape.referrals else ""
+    values["history"] = HISTORY_SQL.format(**values) if shape.history_per_device else ""
     script = SEED_SQL.format(**values)
     connection = await asyncpg.connect(dsn)
     try:
