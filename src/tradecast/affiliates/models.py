@@ -1,7 +1,8 @@
 """Affiliates, the users they referred, the commissions fills earn them, and payouts.
 
 Balances are not stored: they are sums of these records (see ``docs/AFFILIATES.md``),
-so they cannot drift from them.
+so they cannot drift from them. The one running figure, the 30-day volume a fill's
+tier is read from, is kept beside the lock that orders every change it sums.
 """
 
 from __future__ import annotations
@@ -67,6 +68,10 @@ class Affiliate(UUIDPrimaryKey, Base):
     referral_token: Mapped[str] = mapped_column(String(32), unique=True)
     status: Mapped[AffiliateStatus] = mapped_column(_enum(AffiliateStatus, "affiliate_status"))
     created_at: Mapped[datetime]
+    # The 30-day referred volume, kept running (see ``affiliates.volume``): Σ notional
+    # of the earned commissions created after ``volume_after`` (NULL: not known yet).
+    volume: Mapped[Decimal] = mapped_column(Amount(), default=Decimal(0), server_default="0")
+    volume_after: Mapped[datetime | None]
 
 
 class Referral(UUIDPrimaryKey, Base):

@@ -31,6 +31,7 @@ from tradecast.affiliates.models import (
     Referral,
     ReferralStatus,
 )
+from tradecast.affiliates.volume import FAR_FUTURE, RunningVolume
 from tradecast.db import DriverStatement, SessionStatements, Statements, UTCDateTime
 from tradecast.kit.pagination import PageParams
 
@@ -43,7 +44,12 @@ _AFFILIATES = cast(Table, Affiliate.__table__)
 _REFERRALS = cast(Table, Referral.__table__)
 _COMMISSIONS = cast(Table, Commission.__table__)
 _REFERRER_LOCKED = DriverStatement(
-    select(_AFFILIATES.c.id, _AFFILIATES.c.status)
+    select(
+        _AFFILIATES.c.id,
+        _AFFILIATES.c.status,
+        _AFFILIATES.c.volume,
+        _AFFILIATES.c.volume_after,
+    )
     .join(_REFERRALS, _REFERRALS.c.affiliate_id == _AFFILIATES.c.id)
     .where(_REFERRALS.c.referred_user_id == _USER_ID)
     .with_for_update(of=_AFFILIATES)
@@ -51,23 +57,37 @@ _REFERRER_LOCKED = DriverStatement(
 _REFERRAL_STATUS = DriverStatement(
     select(_REFERRALS.c.id, _REFERRALS.c.status).where(_REFERRALS.c.referred_user_id == _USER_ID)
 )
-_INSERT_COMMISSION = DriverStatement(
-    insert(_COMMISSIONS).values(
-        {column.key: bindparam(column.key, type_=column.type) for column in _COMMISSIONS.columns}
+_insert_commission = insert(_COMMISSIONS).values(
+    {column.key: bindparam(column.key, type_=column.type) for column in _COMMISSIONS.columns}
+)
+# The affiliate's running volume (an UPDATE's bind parameters may not share a name
+# with a column of its table).
+_move_volume = (
+    update(_AFFILIATES)
+    .where(_AFFILIATES.c.id == bindparam("b_affiliate_id", type_=Uuid()))
+    .values(
+        volume=bindparam("v_volume", type_=_AFFILIATES.c.volume.type),
+        volume_after=bindparam("v_volume_after", type_=UTCDateTime()),
     )
 )
-_EARNED_SINCE = (
+_INSERT_COMMISSION = DriverStatement(_insert_commission)
+_MOVE_VOLUME = DriverStatement(_move_volume)
+# PostgreSQL: the commission and the affiliate's new volume in one statement.
+_RECORD_COMMISSION = DriverStatement(_insert_commission.add_cte(_move_volume.cte("moved")))
+# Earned commissions created in (since, until].
+_EARNED_BETWEEN = (
     _COMMISSIONS.c.affiliate_id == bindparam("affiliate_id", type_=Uuid()),
     _COMMISSIONS.c.status == CommissionStatus.EARNED.value,
     _COMMISSIONS.c.created_at > bindparam("since", type_=UTCDateTime()),
+    _COMMISSIONS.c.created_at <= bindparam("until", type_=UTCDateTime()),
 )
 # Exact on both databases: PostgreSQL sums NUMERIC; SQLite's sum would go through
 # binary floats, so there the rows are added as ``Decimal`` (see ``_exact_sums``).
 _VOLUME_SUM = DriverStatement(
-    select(func.sum(_COMMISSIONS.c.notional).label("volume")).where(*_EARNED_SINCE)
+    select(func.sum(_COMMISSIONS.c.notional).label("volume")).where(*_EARNED_BETWEEN)
 )
 _VOLUME_ROWS = DriverStatement(
-    select(_COMMISSIONS.c.notional.label("volume")).where(*_EARNED_SINCE)
+    select(_COMMISSIONS.c.notional.label("volume")).where(*_EARNED_BETWEEN)
 )
 # PostgreSQL: the referral and the volume in one read.
 _REFERRAL_AND_VOLUME = DriverStatement(
@@ -75,7 +95,7 @@ _REFERRAL_AND_VOLUME = DriverStatement(
         _REFERRALS.c.id,
         _REFERRALS.c.status,
         select(func.sum(_COMMISSIONS.c.notional))
-        .where(*_EARNED_SINCE)
+        .where(*_EARNED_BETWEEN)
         .scalar_subquery()
         .label("volume"),
     ).where(_REFERRALS.c.referred_user_id == _USER_ID)
@@ -326,6 +346,7 @@ class PayoutRepository:
 class Referrer:
     affiliate_id: uuid.UUID
     status: AffiliateStatus
+    running: RunningVolume
 
 
 @dataclass(frozen=True)
@@ -335,10 +356,10 @@ class ReferralState:
 
 
 async def _referred_volume(
-    statements: Statements, affiliate_id: uuid.UUID, since: datetime
+    statements: Statements, affiliate_id: uuid.UUID, since: datetime, until: datetime = FAR_FUTURE
 ) -> Decimal:
-    """Σ notional of the fills that earned the affiliate a commission since ``since``."""
-    values = {"affiliate_id": affiliate_id, "since": since}
+    """Σ notional of the fills that earned the affiliate a commission in (since, until]."""
+    values = {"affiliate_id": affiliate_id, "since": since, "until": until}
     if statements.is_sqlite:
         earned = await statements.rows(_VOLUME_ROWS, values)
         return sum((row["volume"] for row in earned), ZERO)
@@ -354,22 +375,24 @@ class FillCommissionRepository:
 
     async def lock_referrer_of(self, user_id: uuid.UUID) -> Referrer | None:
         """The affiliate who referred ``user_id``, its row locked as
-        ``AffiliateRepository.lock`` locks it."""
+        ``AffiliateRepository.lock`` locks it, with its running volume."""
         rows = await self.statements.rows(_REFERRER_LOCKED, {"user_id": user_id})
         if not rows:
             return None
-        return Referrer(rows[0]["id"], AffiliateStatus(rows[0]["status"]))
+        row = rows[0]
+        running = RunningVolume(Decimal(row["volume"]), row["volume_after"])
+        return Referrer(row["id"], AffiliateStatus(row["status"]), running)
 
     async def referral_and_volume(
-        self, user_id: uuid.UUID, affiliate_id: uuid.UUID, since: datetime
+        self, user_id: uuid.UUID, affiliate_id: uuid.UUID, since: datetime, until: datetime
     ) -> tuple[ReferralState, Decimal] | None:
         """The referral that brought ``user_id``, read afresh, and Σ notional of the
-        fills that earned the affiliate a commission since ``since``; None if the
-        user was not referred."""
-        values = {"user_id": user_id, "affiliate_id": affiliate_id, "since": since}
+        fills that earned the affiliate a commission in (``since``, ``until``]; None
+        if the user was not referred."""
+        values = {"user_id": user_id, "affiliate_id": affiliate_id, "since": since, "until": until}
         if self.statements.is_sqlite:
             rows = await self.statements.rows(_REFERRAL_STATUS, values)
-            volume = await _referred_volume(self.statements, affiliate_id, since)
+            volume = await _referred_volume(self.statements, affiliate_id, since, until)
         else:
             rows = await self.statements.rows(_REFERRAL_AND_VOLUME, values)
             volume = ZERO if not rows or rows[0]["volume"] is None else Decimal(rows[0]["volume"])
@@ -377,6 +400,18 @@ class FillCommissionRepository:
             return None
         return ReferralState(rows[0]["id"], ReferralStatus(rows[0]["status"])), volume
 
-    async def insert(self, commission: Commission) -> None:
-        values = {column.key: getattr(commission, column.key) for column in _COMMISSIONS.columns}
+    async def insert(self, commission: Commission, running: RunningVolume) -> None:
+        """Store ``commission`` and the affiliate's running volume with it."""
+        values: dict[str, Any] = {
+            column.key: getattr(commission, column.key) for column in _COMMISSIONS.columns
+        }
+        values.update(
+            b_affiliate_id=commission.affiliate_id,
+            v_volume=running.volume,
+            v_volume_after=running.after,
+        )
+        if not self.statements.is_sqlite:
+            await self.statements.execute(_RECORD_COMMISSION, values)
+            return
         await self.statements.execute(_INSERT_COMMISSION, values)
+        await self.statements.execute(_MOVE_VOLUME, values)

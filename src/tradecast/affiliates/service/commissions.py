@@ -11,6 +11,7 @@ from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tradecast.affiliates import volume
 from tradecast.affiliates.models import (
     Affiliate,
     AffiliateStatus,
@@ -43,19 +44,22 @@ async def record_for_fill(
     The affiliate's row is locked before the 30-day volume is read: two fills of
     one affiliate's referred users then take turns, and the second sees the first's
     notional. The fill's own notional counts, so the fill that crosses a tier floor
-    already earns the higher rate.
+    already earns the higher rate. The volume is the affiliate's running figure
+    moved to this fill's window (``affiliates.volume``): only the commissions that
+    left the window since the previous fill are read.
     """
     repo = FillCommissionRepository(statements)
     affiliate = await repo.lock_referrer_of(user_id)
     if affiliate is None or affiliate.status is not AffiliateStatus.ACTIVE:
         return None
+    move = volume.move_to(affiliate.running, now - VOLUME_WINDOW)
     # Read under the lock, in a statement of its own: an admin clearing the
     # referral meanwhile has committed, and a new statement sees it.
-    found = await repo.referral_and_volume(user_id, affiliate.affiliate_id, now - VOLUME_WINDOW)
+    found = await repo.referral_and_volume(user_id, affiliate.affiliate_id, move.low, move.high)
     if found is None:  # pragma: no cover - referrals are never deleted
         return None
-    referral, volume = found
-    tier = tier_for(settings.affiliate_tiers, money.add(volume, notional))
+    referral, read = found
+    tier = tier_for(settings.affiliate_tiers, money.add(move.volume(read), notional))
     commission = Commission(
         id=uuid.uuid4(),
         affiliate_id=affiliate.affiliate_id,
@@ -70,7 +74,8 @@ async def record_for_fill(
         status=CommissionStatus.EARNED if referral.status.earns else CommissionStatus.WITHHELD,
         created_at=now,
     )
-    await repo.insert(commission)
+    earned = notional if commission.status is CommissionStatus.EARNED else volume.ZERO
+    await repo.insert(commission, move.stored(read, earned))
     _log(commission)
     return commission
 

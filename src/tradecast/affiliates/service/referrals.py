@@ -184,6 +184,9 @@ async def clear(session: AsyncSession, admin: User, referral_id: uuid.UUID) -> R
     if referral is None or referral.status is not ReferralStatus.FLAGGED:
         raise ReferralNotFlagged(f"Referral {referral_id} is not flagged")
     count, amount = await CommissionRepository(session).release_withheld(referral.id)
+    # The released commissions now count toward the 30-day volume: the affiliate's
+    # next fill sums the window afresh instead of moving the running figure.
+    affiliate.volume_after = None
     referral.status = ReferralStatus.CLEARED
     referral.cleared_at = clock.utcnow()
     referral.cleared_by = admin.id
