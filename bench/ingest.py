@@ -13,11 +13,12 @@ import json
 import os
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 from bench import wrk
 from bench.fixtures import device_secret, prepare, server_env
-from bench.poll import Row, report_rows
+from bench.poll import Row, measured_row, report_rows
 from bench.seed import Shape, device_id
 from bench.servers import serve
 from tradecast.kit import signing
@@ -90,22 +91,21 @@ def run(args: argparse.Namespace) -> list[Row]:
         scratch = Path(scratch_dir)
         for workers in args.workers:
             dsn = asyncio.run(prepare("tradecast_bench_ingest", shape))
-            with serve("bench.baseline_app:create_app", workers=workers) as server:
-                rows.append(
-                    Row(
-                        workers,
-                        "bare FastAPI endpoint",
-                        measure(server.url, shape, args.seconds, args.connections, scratch),
+            for name, factory, env in (
+                ("bare FastAPI endpoint", "bench.baseline_app:create_app", None),
+                ("tradecast fill report", "tradecast.main:create_app", server_env(dsn)),
+            ):
+                with serve(factory, workers=workers, env=env) as server:
+                    rows.append(
+                        measured_row(
+                            workers,
+                            name,
+                            server,
+                            partial(
+                                measure, server.url, shape, args.seconds, args.connections, scratch
+                            ),
+                        )
                     )
-                )
-            with serve("tradecast.main:create_app", workers=workers, env=server_env(dsn)) as server:
-                rows.append(
-                    Row(
-                        workers,
-                        "tradecast fill report",
-                        measure(server.url, shape, args.seconds, args.connections, scratch),
-                    )
-                )
     return rows
 
 

@@ -27,6 +27,7 @@ from urllib.parse import urlparse
 
 import httpx
 
+from bench import cpu
 from bench.fixtures import device_secret, prepare, server_env
 from bench.rawhttp import Connection
 from bench.seed import Shape, device_id
@@ -56,26 +57,13 @@ class Figures:
 def _rss_kib(root_pid: int) -> int:
     """Resident memory of the server and its worker processes."""
     total = 0
-    for pid in [root_pid, *_children(root_pid)]:
+    for pid in [root_pid, *cpu.children(root_pid)]:
         status = Path(f"/proc/{pid}/status")
         if status.exists():
             for line in status.read_text().splitlines():
                 if line.startswith("VmRSS:"):
                     total += int(line.split()[1])
     return total
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text().split()
-            except OSError:
-                continue
-            if int(stat[3]) == pid:
-                found.append(int(entry.name))
-    return found
 
 
 def _signed_poll(n: int, wait: int) -> tuple[str, dict[str, str]]:

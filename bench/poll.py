@@ -14,13 +14,16 @@ import math
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from bench import wrk
+from bench.cpu import CpuUse, metered
 from bench.fixtures import device_secret, prepare, server_env
 from bench.seed import Shape, device_id
-from bench.servers import serve
+from bench.servers import Server, serve
 from tradecast.kit import signing
 
 POLL_PATH = "/api/v1/exec/poll"
@@ -37,6 +40,15 @@ class Row:
     workers: int
     name: str
     result: wrk.Result
+    # CPU of the server and of PostgreSQL during the run.
+    cpu: CpuUse
+
+
+def measured_row(workers: int, name: str, server: Server, run: Callable[[], wrk.Result]) -> Row:
+    """``run`` against ``server``, with the CPU it cost."""
+    with metered(server.pid) as use:
+        result = run()
+    return Row(workers, name, result, use)
 
 
 def presign(shape: Shape, count: int, path: Path) -> None:
@@ -84,32 +96,32 @@ def run(args: argparse.Namespace) -> list[Row]:
     with tempfile.TemporaryDirectory() as scratch_dir:
         scratch = Path(scratch_dir)
         for workers in args.workers:
-            with serve("bench.baseline_app:create_app", workers=workers) as server:
-                warm_up(server.url, shape, args.connections, scratch)
-                rows.append(
-                    Row(
-                        workers,
-                        "bare FastAPI endpoint",
-                        measure(server.url, shape, args.seconds, args.connections, scratch),
-                    )
-                )
             env = server_env(dsn, TRADECAST_BACKGROUND_JOBS_ENABLED="true")
-            with serve("tradecast.main:create_app", workers=workers, env=env) as server:
-                warm_up(server.url, shape, args.connections, scratch)
-                rows.append(
-                    Row(
-                        workers,
-                        "tradecast poll",
-                        measure(server.url, shape, args.seconds, args.connections, scratch),
+            for name, factory, server_env_ in (
+                ("bare FastAPI endpoint", "bench.baseline_app:create_app", None),
+                ("tradecast poll", "tradecast.main:create_app", env),
+            ):
+                with serve(factory, workers=workers, env=server_env_) as server:
+                    warm_up(server.url, shape, args.connections, scratch)
+                    rows.append(
+                        measured_row(
+                            workers,
+                            name,
+                            server,
+                            partial(
+                                measure, server.url, shape, args.seconds, args.connections, scratch
+                            ),
+                        )
                     )
-                )
     return rows
 
 
 def report_rows(title: str, rows: list[Row], args: argparse.Namespace, data: str) -> None:
     print(f"\n{title}: {args.connections} connections, {args.seconds} s per run, {data}")
+    print("CPU per request: the server's processes and PostgreSQL's, in ms")
     print(
-        f"{'workers':>7}  {'endpoint':<22} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}  vs baseline"
+        f"{'workers':>7}  {'endpoint':<22} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}"
+        f" {'server':>7} {'PG':>6}  vs baseline"
     )
     baseline: dict[int, float] = {}
     for row in rows:
@@ -119,8 +131,11 @@ def report_rows(title: str, rows: list[Row], args: argparse.Namespace, data: str
         ratio = (
             f"{r.requests_per_s / baseline[row.workers]:.2f}×" if baseline.get(row.workers) else "-"
         )
+        per_request = 1000 / max(r.total, 1)
+        server_ms, postgres_ms = row.cpu.server_s * per_request, row.cpu.postgres_s * per_request
         print(
-            f"{row.workers:>7}  {row.name:<22} {r.requests_per_s:>9.0f} {r.p50_ms:>8.1f} {r.p99_ms:>8.1f} {r.non_2xx:>8}  {ratio}"
+            f"{row.workers:>7}  {row.name:<22} {r.requests_per_s:>9.0f} {r.p50_ms:>8.1f} {r.p99_ms:>8.1f} {r.non_2xx:>8}"
+            f" {server_ms:>7.2f} {postgres_ms:>6.2f}  {ratio}"
         )
 
 
