@@ -5,14 +5,15 @@ in and leave the window, whatever the spacing of the fills and the clocks."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
-from decimal import ROUND_HALF_EVEN, Decimal
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.affiliates.conftest import Program
 from tests.affiliates.test_balances import CENT, rate_for
+from tradecast.affiliates.volume import RunningVolume, move_to
 from tradecast.kit import clock
 
 WINDOW = timedelta(days=30)
@@ -100,3 +101,35 @@ async def test_a_fill_whose_clock_is_behind_the_last_one_still_sees_its_own_wind
     ]
     stats = await program.stats(affiliate)
     assert (stats["volume_30d"], stats["commission_tier"]) == ("1110", 1)
+
+
+# Notionals with all of NUMERIC(38, 16)'s digits: sums of them must not round.
+wide_notionals = st.decimals(
+    min_value=Decimal("0.0000000000000001"),
+    max_value=Decimal("9999999999999999999.9999999999999999"),
+    places=16,
+)
+seconds = st.integers(min_value=0, max_value=10_000)
+
+
+@given(
+    commissions=st.lists(st.tuples(seconds, wide_notionals), max_size=30),
+    starts=st.lists(seconds, min_size=1, max_size=15),
+)
+def test_moving_the_running_volume_gives_the_window_s_sum_exactly(
+    commissions: list[tuple[int, Decimal]], starts: list[int]
+) -> None:
+    """Window starts in any order, forward and back: each move's volume is the sum of
+    the commissions after its start, to the last digit."""
+    epoch = datetime(2026, 1, 1, tzinfo=UTC)
+    at = [(epoch + timedelta(seconds=t), n) for t, n in commissions]
+    running = RunningVolume(Decimal(0), None)
+    for offset in starts:
+        start = epoch + timedelta(seconds=offset)
+        move = move_to(running, start)
+        # The model's sums with digits to spare (Python's default keeps 28).
+        with localcontext(Context(prec=100)):
+            read = sum((n for t, n in at if move.low < t <= move.high), Decimal(0))
+            expected = sum((n for t, n in at if t > start), Decimal(0))
+        assert move.volume(read) == expected
+        running = move.stored(read, Decimal(0))

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from tradecast.kit import money
+
 ZERO = Decimal(0)
 # The upper bound of a first sum: every commission there is.
 FAR_FUTURE = datetime(9999, 12, 31, tzinfo=UTC)
@@ -34,9 +36,9 @@ class RunningVolume:
 
 @dataclass(frozen=True)
 class Move:
-    """How to bring a running volume to the window that starts at ``start``: read
-    Σ earned notional created in (``low``, ``high``] and add it to ``base``
-    (``sign`` +1) or take it away (-1)."""
+    """How to bring a running volume to a new window: read Σ earned notional of the
+    commissions created in (``low``, ``high``], and add it to ``base`` (``sign`` +1)
+    or take it away (-1)."""
 
     low: datetime
     high: datetime
@@ -48,14 +50,14 @@ class Move:
     advances: bool
 
     def volume(self, read: Decimal) -> Decimal:
-        """The window's volume, given what was read."""
-        return self.base + read if self.sign > 0 else self.base - read
+        """The window's volume, given what was read (exact, as all money here)."""
+        return money.add(self.base, read if self.sign > 0 else read.copy_negate())
 
     def stored(self, read: Decimal, earned: Decimal) -> RunningVolume:
         """What the row holds afterwards, ``earned`` (a new earned commission's
         notional, or zero) included."""
         kept = self.volume(read) if self.advances else self.base
-        return RunningVolume(kept + earned, self.after)
+        return RunningVolume(money.add(kept, earned), self.after)
 
 
 def move_to(running: RunningVolume, start: datetime) -> Move:
