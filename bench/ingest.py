@@ -2,7 +2,7 @@
 affiliate's commission and the audit event in one transaction, against a bare
 FastAPI endpoint served the same way.
 
-    python -m bench.ingest [--seconds 10] [--connections 64] [--workers 1 2] [--smoke]
+    python -m bench.ingest [--seconds 10] [--connections 64] [--workers 1 2] [--history 10] [--smoke]
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import json
 import os
 import tempfile
 import time
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -86,6 +87,8 @@ def measure(url: str, shape: Shape, seconds: int, connections: int, scratch: Pat
 
 def run(args: argparse.Namespace) -> list[Row]:
     shape = SMOKE if args.smoke else FULL
+    if args.history is not None:
+        shape = replace(shape, history_per_device=args.history)
     rows: list[Row] = []
     with tempfile.TemporaryDirectory() as scratch_dir:
         scratch = Path(scratch_dir)
@@ -115,6 +118,12 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--smoke", action="store_true")
+    parser.add_argument(
+        "--history",
+        type=int,
+        help="past fills per device (default 10: each affiliate's 30-day volume spans "
+        "950 commissions)",
+    )
     args = parser.parse_args()
     if args.smoke:
         args.seconds, args.workers = 2, [1]
