@@ -14,7 +14,6 @@ import os
 import tempfile
 import time
 from dataclasses import replace
-from functools import partial
 from pathlib import Path
 
 from bench import wrk
@@ -99,16 +98,7 @@ def run(args: argparse.Namespace) -> list[Row]:
                 ("tradecast fill report", "tradecast.main:create_app", server_env(dsn)),
             ):
                 with serve(factory, workers=workers, env=env) as server:
-                    rows.append(
-                        measured_row(
-                            workers,
-                            name,
-                            server,
-                            partial(
-                                measure, server.url, shape, args.seconds, args.connections, scratch
-                            ),
-                        )
-                    )
+                    rows.append(measured_row(workers, name, server, measure, shape, args, scratch))
     return rows
 
 

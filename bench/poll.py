@@ -16,7 +16,6 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
 from bench import wrk
@@ -44,10 +43,21 @@ class Row:
     cpu: CpuUse
 
 
-def measured_row(workers: int, name: str, server: Server, run: Callable[[], wrk.Result]) -> Row:
-    """``run`` against ``server``, with the CPU it cost."""
+Measure = Callable[[str, Shape, int, int, Path], wrk.Result]
+
+
+def measured_row(
+    workers: int,
+    name: str,
+    server: Server,
+    measure: Measure,
+    shape: Shape,
+    args: argparse.Namespace,
+    scratch: Path,
+) -> Row:
+    """``measure`` against ``server`` with the run's settings, and the CPU it cost."""
     with metered(server.pid) as use:
-        result = run()
+        result = measure(server.url, shape, args.seconds, args.connections, scratch)
     return Row(workers, name, result, use)
 
 
@@ -103,16 +113,7 @@ def run(args: argparse.Namespace) -> list[Row]:
             ):
                 with serve(factory, workers=workers, env=server_env_) as server:
                     warm_up(server.url, shape, args.connections, scratch)
-                    rows.append(
-                        measured_row(
-                            workers,
-                            name,
-                            server,
-                            partial(
-                                measure, server.url, shape, args.seconds, args.connections, scratch
-                            ),
-                        )
-                    )
+                    rows.append(measured_row(workers, name, server, measure, shape, args, scratch))
     return rows
 
 
