@@ -18,7 +18,7 @@ from pathlib import Path
 
 from bench import wrk
 from bench.fixtures import device_secret, prepare, server_env
-from bench.poll import Row, measured_row, report_rows
+from bench.poll import Row, measured_row, report_rows, warm_up
 from bench.seed import Shape, device_id
 from bench.servers import serve
 from tradecast.kit import signing
@@ -98,6 +98,9 @@ def run(args: argparse.Namespace) -> list[Row]:
                 ("tradecast fill report", "tradecast.main:create_app", server_env(dsn)),
             ):
                 with serve(factory, workers=workers, env=env) as server:
+                    # A device reports a fill for a signal it polled moments before:
+                    # every device polls once first, as in the poll benchmark.
+                    warm_up(server.url, shape, args.connections, scratch)
                     rows.append(measured_row(workers, name, server, measure, shape, args, scratch))
     return rows
 
