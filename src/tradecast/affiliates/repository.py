@@ -33,9 +33,8 @@ from tradecast.affiliates.models import (
 )
 from tradecast.affiliates.volume import FAR_FUTURE, RunningVolume
 from tradecast.db import DriverStatement, SessionStatements, Statements, UTCDateTime
+from tradecast.kit.money import ZERO
 from tradecast.kit.pagination import PageParams
-
-ZERO = Decimal(0)
 
 # Read on every fill of a referred user: built once, with bind parameters, run by
 # ``Statements`` (see ``FillCommissionRepository``).

@@ -20,8 +20,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from tradecast.kit import money
+from tradecast.kit.money import ZERO
 
-ZERO = Decimal(0)
 # The upper bound of a first sum: every commission there is.
 FAR_FUTURE = datetime(9999, 12, 31, tzinfo=UTC)
 

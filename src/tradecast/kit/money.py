@@ -7,6 +7,7 @@ from decimal import ROUND_HALF_EVEN, Context, Decimal
 
 # Enough digits that sums and products of NUMERIC(38, 16) values never round.
 EXACT = Context(prec=80, rounding=ROUND_HALF_EVEN)
+ZERO = Decimal(0)
 CENT = Decimal("0.01")
 PRICE_STEP = Decimal("0.00000001")
 AMOUNT_STEP = Decimal("0.0000000000000001")

@@ -22,9 +22,8 @@ from tradecast.audit import service as audit
 from tradecast.audit.service import ActorType
 from tradecast.config import Settings
 from tradecast.kit import clock
+from tradecast.kit.money import ZERO
 from tradecast.users.models import User
-
-ZERO = Decimal(0)
 
 
 @dataclass(frozen=True)

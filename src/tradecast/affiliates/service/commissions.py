@@ -74,7 +74,7 @@ async def record_for_fill(
         status=CommissionStatus.EARNED if referral.status.earns else CommissionStatus.WITHHELD,
         created_at=now,
     )
-    earned = notional if commission.status is CommissionStatus.EARNED else volume.ZERO
+    earned = notional if commission.status is CommissionStatus.EARNED else money.ZERO
     await repo.insert(commission, move.stored(read, earned))
     _log(commission)
     return commission
