@@ -17,6 +17,9 @@ from tests.helpers import Api, assert_problem
 from tests.redis_support import REDIS_URL, forget, needs_redis, unique_prefix
 from tradecast.delivery.fanout import RedisRelay
 from tradecast.delivery.wakeups import WakeupHub
+from tradecast.kit import clock
+from tradecast.signed.errors import NonceReused
+from tradecast.signed.gate import PIPELINE_MAX, RedisGate
 
 
 @pytest.fixture
@@ -104,6 +107,35 @@ class TestWithRedis:
             client.close()
         statuses = await asyncio.gather(*(whoami(t) for t in terminals for _ in range(3)))
         assert statuses == [200] * 9
+
+    @needs_redis
+    async def test_one_turn_of_admissions_keeps_each_its_own_outcome(self, app: FastAPI) -> None:
+        gate = app.state.signed_gate
+        assert isinstance(gate, RedisGate)
+        now = clock.utcnow()
+        keys = [uuid.uuid4() for _ in range(PIPELINE_MAX + 44)]
+        # More calls than one pipeline takes, with five copies of one nonce among them.
+        copies = [gate.admit(keys[0], "pipeline-copy-00000001", now) for _ in range(5)]
+        fresh = [gate.admit(key, f"pipeline-fresh-{i:08d}", now) for i, key in enumerate(keys)]
+        outcomes = await asyncio.gather(*copies, *fresh, return_exceptions=True)
+        assert sum(outcome is None for outcome in outcomes[:5]) == 1
+        assert [type(o) for o in outcomes[:5] if o is not None] == [NonceReused] * 4
+        assert outcomes[5:] == [None] * len(keys)
+
+    @needs_redis
+    async def test_a_cancelled_admission_leaves_the_others_theirs(self, app: FastAPI) -> None:
+        gate = app.state.signed_gate
+        assert isinstance(gate, RedisGate)
+        now = clock.utcnow()
+        admissions = [
+            asyncio.create_task(gate.admit(uuid.uuid4(), f"cancelled-turn-{i:08d}", now))
+            for i in range(10)
+        ]
+        await asyncio.sleep(0)  # all ten wait on the same pipeline
+        admissions[0].cancel()  # the one whose call started it
+        outcomes = await asyncio.wait_for(asyncio.gather(*admissions, return_exceptions=True), 5)
+        assert isinstance(outcomes[0], asyncio.CancelledError)
+        assert outcomes[1:] == [None] * 9
 
     @needs_redis
     async def test_rate_limits_count_in_redis(self, api: Api, redis_prefix: str) -> None:

@@ -15,18 +15,28 @@ Two implementations:
   applies the moving window as the ``limits`` library does (a list of the
   last ``amount`` timestamps per key). Redis not answering is a 503
   ``redis_unavailable``: an unchecked nonce might be a replay.
+
+  The requests admitted in one turn of the event loop go to Redis together,
+  as one pipeline of script calls: one connection taken from the pool, one
+  write, one read. Each call is still its own script run, atomic on its own,
+  so two copies of a nonce in one pipeline are one admission and one
+  ``nonce_reused``, exactly as on two connections. Under load the client's
+  per-command work (pool, timeout, health check, packing) was the largest
+  part of a signed request's Redis cost (``docs/PERFORMANCE.md``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from tradecast.ratelimit import SIGNED, RateLimited, RateLimiter
 from tradecast.sharedstate import RedisUnavailable
@@ -74,30 +84,96 @@ return 1
 """
 
 
+# The most script calls in one pipeline: a fleet reconnecting at once is sent in
+# several pipelines, on several connections, rather than in one long one.
+PIPELINE_MAX = 256
+
+
 class RedisGate:
     def __init__(
         self, client: Redis, prefix: str, *, nonce_ttl_s: int, rate_limits_enabled: bool
     ) -> None:
+        self.client = client
         self.prefix = prefix
         self.nonce_ttl_s = nonce_ttl_s
         self.count = "1" if rate_limits_enabled else "0"
-        self.script = client.register_script(_ADMIT)
+        self.sha = client.register_script(_ADMIT).sha
+        # Calls of this turn of the event loop, not yet sent: keys, arguments, and
+        # the future their outcome is given to.
+        self._waiting: list[_Call] = []
+        self._sending: set[asyncio.Task[None]] = set()
 
     async def admit(self, key_id: uuid.UUID, nonce: str, now: datetime) -> None:
         stamp = time.time()
-        try:
-            outcome = await self.script(
-                keys=[
-                    f"{self.prefix}:nonce:{key_id}:{nonce}",
-                    f"{self.prefix}:signed:{key_id}",
-                ],
-                args=[self.nonce_ttl_s, repr(stamp), SIGNED.amount, SIGNED.per_s, self.count],
-            )
-        except RedisError as exc:
-            raise RedisUnavailable() from exc
+        call = _Call(
+            (f"{self.prefix}:nonce:{key_id}:{nonce}", f"{self.prefix}:signed:{key_id}"),
+            (self.nonce_ttl_s, repr(stamp), SIGNED.amount, SIGNED.per_s, self.count),
+            asyncio.get_running_loop().create_future(),
+        )
+        if not self._waiting:
+            call.outcome.get_loop().call_soon(self._send_waiting)
+        self._waiting.append(call)
+        outcome = await call.outcome
         if outcome == 0:
             raise NonceReused()
         if outcome == 1:
             return
         oldest = float(outcome.decode() if isinstance(outcome, bytes) else outcome)
         raise RateLimited(max(1, math.ceil(oldest + SIGNED.per_s - stamp)), SIGNED)
+
+    def _send_waiting(self) -> None:
+        waiting, self._waiting = self._waiting, []
+        for first in range(0, len(waiting), PIPELINE_MAX):
+            # A task of its own: a request cancelled while it waits (its client hung
+            # up) takes none of the others' outcomes with it.
+            task = asyncio.ensure_future(self._send(waiting[first : first + PIPELINE_MAX]))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
+
+    async def _send(self, calls: Sequence[_Call]) -> None:
+        try:
+            outcomes = await self._pipeline(calls)
+            # Redis forgot the script (a restart, SCRIPT FLUSH): those calls ran
+            # nothing, so they are sent again once it is loaded.
+            unloaded = [
+                i for i, outcome in enumerate(outcomes) if isinstance(outcome, NoScriptError)
+            ]
+            if unloaded:
+                self.sha = await self.client.script_load(_ADMIT)
+                again = await self._pipeline([calls[i] for i in unloaded])
+                for i, outcome in zip(unloaded, again, strict=True):
+                    outcomes[i] = outcome
+        except RedisError as exc:  # not answering: every call of the pipeline fails closed
+            outcomes = [exc] * len(calls)
+        except asyncio.CancelledError:
+            for call in calls:
+                call.outcome.cancel()
+            raise
+        except Exception as exc:  # a defect: each request answers 500, none waits forever
+            outcomes = [exc] * len(calls)
+        for call, outcome in zip(calls, outcomes, strict=True):
+            if call.outcome.done():  # its request was cancelled
+                continue
+            if isinstance(outcome, RedisError):
+                call.outcome.set_exception(RedisUnavailable())
+            elif isinstance(outcome, Exception):
+                call.outcome.set_exception(outcome)
+            else:
+                call.outcome.set_result(outcome)
+
+    async def _pipeline(self, calls: Sequence[_Call]) -> list[Any]:
+        async with self.client.pipeline(transaction=False) as pipeline:
+            for call in calls:
+                pipeline.evalsha(self.sha, len(call.keys), *call.keys, *call.args)
+            return list(await pipeline.execute(raise_on_error=False))
+
+
+class _Call:
+    __slots__ = ("args", "keys", "outcome")
+
+    def __init__(
+        self, keys: tuple[str, str], args: tuple[Any, ...], outcome: asyncio.Future[Any]
+    ) -> None:
+        self.keys = keys
+        self.args = args
+        self.outcome = outcome
