@@ -5,7 +5,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from tradecast.delivery.schemas import PollOut, poll_answer
+from tradecast.delivery.schemas import SIGNAL_JSON_MAX, PollOut, _signal_jsons, poll_answer
 from tradecast.signals.models import OrderType, Side, SignalStatus
 from tradecast.signals.schemas import SignalOut
 
@@ -71,3 +71,12 @@ def test_a_signal_is_made_afresh_when_what_it_shows_changes() -> None:
     cancelled = replace(signal, status=SignalStatus.CANCELLED)
     assert poll_answer([cancelled], NOW, 5) == expected([cancelled], NOW)
     assert b'"status":"cancelled"' in poll_answer([cancelled], NOW, 5)
+
+
+def test_the_kept_signals_stay_bounded_and_right() -> None:
+    signals = [row() for _ in range(SIGNAL_JSON_MAX + 10)]
+    for signal in signals:
+        assert poll_answer([signal], NOW, 5) == expected([signal], NOW)
+    assert len(_signal_jsons) <= SIGNAL_JSON_MAX
+    # The first ones were let go when it filled up, and are made again the same.
+    assert poll_answer(signals[:3], NOW, 5) == expected(signals[:3], NOW)

@@ -42,6 +42,10 @@ def _enum(enum_class: type[enum.Enum], name: str) -> Enum:
 
 
 class Signal(UUIDPrimaryKey, Base):
+    """A published signal. Only its status (with ``cancelled_at``) ever changes once it
+    is published: the poll keeps each signal's JSON by id and shown status
+    (``delivery/schemas.py``), so a change to any other field needs a new key there."""
+
     __tablename__ = "signals"
     __table_args__ = (
         # Idempotent publishing: one signal per (producer, external_id).
