@@ -21,10 +21,12 @@ puts this route in front of that declaration.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match, Route
@@ -48,10 +50,7 @@ async def poll_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
     key = await signed_device_key(request)
     if key.owner_id is None:  # device keys always carry their owner
         raise UnknownKey()
-    try:
-        query = PollQuery.model_validate(dict(request.query_params))
-    except ValidationError as exc:
-        raise RequestValidationError(_in_query(exc)) from None
+    query = _poll_query(scope["query_string"])
     state = request.app.state
     signals = await service.poll(
         state.db,
@@ -66,6 +65,17 @@ async def poll_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
     answer = poll_answer(signals, clock.utcnow(), settings.poll_interval_s)
     response = Response(answer, media_type="application/json")
     await response(scope, receive, send)
+
+
+@functools.lru_cache(maxsize=256)
+def _poll_query(raw: bytes) -> PollQuery:
+    """``limit`` and ``wait`` from the query string. A terminal polls with the same
+    query all day: each string is parsed and validated once (a refused one is not
+    kept, and is refused again each time)."""
+    try:
+        return PollQuery.model_validate(dict(QueryParams(raw)))
+    except ValidationError as exc:
+        raise RequestValidationError(_in_query(exc)) from None
 
 
 def _in_query(exc: ValidationError) -> list[dict[str, Any]]:

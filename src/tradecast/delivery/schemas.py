@@ -4,13 +4,16 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from tradecast.signals.models import SignalStatus, truthful_status
 from tradecast.signals.schemas import SignalFields, SignalOut
 
 
 class PollQuery(BaseModel):
+    # One instance answers every poll sent with the same query (delivery/endpoint.py).
+    model_config = ConfigDict(frozen=True)
+
     limit: int = Field(default=50, ge=1, le=200, description="Most signals to return.")
     wait: int = Field(
         default=0, ge=0, le=30, description="Seconds to hold the request open for a signal."

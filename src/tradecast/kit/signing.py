@@ -6,6 +6,7 @@ with it, and ``docs/signing-vectors.json`` is checked against it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
@@ -35,8 +36,10 @@ def canonical_query(pairs: Iterable[tuple[str, str]]) -> str:
     return "&".join(f"{name}={value}" for name, value in encoded)
 
 
+@functools.lru_cache(maxsize=1024)
 def canonical_query_from_string(raw_query: str) -> str:
-    """The canonical form of a query string as it arrived on the wire."""
+    """The canonical form of a query string as it arrived on the wire. A terminal
+    sends the same few query strings all day: each is worked out once."""
     return canonical_query(parse_qsl(raw_query, keep_blank_values=True))
 
 
