@@ -136,11 +136,18 @@ async def refuse_nul_characters(request: Request) -> None:
     problem, naming each field, in the query and in JSON bodies (which can carry
     it only escaped, so other bodies cost a byte search).
     """
-    errors = [
-        _nul_error(("query", name))
-        for name, value in request.query_params.multi_items()
-        if "\x00" in name or "\x00" in value
-    ]
+    # Only "%00" decodes to U+0000 (an overlong form decodes to U+FFFD): a query
+    # without it is not parsed here at all.
+    raw_query: bytes = request.scope.get("query_string", b"")
+    errors = (
+        [
+            _nul_error(("query", name))
+            for name, value in request.query_params.multi_items()
+            if "\x00" in name or "\x00" in value
+        ]
+        if b"%00" in raw_query or b"\x00" in raw_query
+        else []
+    )
     if getattr(request.scope.get("route"), "body_field", None) is not None:
         # Already read and cached by FastAPI before dependencies are solved.
         body = await request.body()
