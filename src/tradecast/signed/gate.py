@@ -163,7 +163,9 @@ class RedisGate:
             if call.outcome.done():  # its request was cancelled
                 continue
             if isinstance(outcome, RedisError):
-                call.outcome.set_exception(RedisUnavailable())
+                unavailable = RedisUnavailable()
+                unavailable.__cause__ = outcome  # as `raise ... from` would, for the log
+                call.outcome.set_exception(unavailable)
             elif isinstance(outcome, Exception):
                 call.outcome.set_exception(outcome)
             else:
