@@ -61,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         # With REDIS_URL, nonces, rate limits and wake-ups are shared by every process.
         redis = sharedstate.connect(settings) if settings.redis_url else None
+        subscriber = sharedstate.subscriber(settings) if settings.redis_url else None
         app.state.nonces = (
             RedisNonceStore(redis, settings.redis_prefix)
             if redis is not None
@@ -85,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 redis,
                 sharedstate.key(settings, "notifications"),
                 [app.state.wakeups, app.state.device_keys],
+                subscriber=subscriber,
             )
             if redis is not None
             else None
@@ -125,6 +127,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await app.state.telegram.close()
             if redis is not None:
                 await redis.aclose()
+            if subscriber is not None:
+                await subscriber.aclose()
             await app.state.db.dispose()
 
     app = FastAPI(

@@ -64,8 +64,18 @@ class Receiver(Protocol):
 
 
 class RedisRelay:
-    def __init__(self, client: Redis, channel: str, receivers: Sequence[Receiver]) -> None:
+    def __init__(
+        self,
+        client: Redis,
+        channel: str,
+        receivers: Sequence[Receiver],
+        *,
+        subscriber: Redis | None = None,
+    ) -> None:
+        """``client`` publishes; ``subscriber`` (``sharedstate.subscriber``, ``client``
+        if not given) holds the subscription and must not retry behind our back."""
         self.client = client
+        self.subscriber = subscriber or client
         self.channel = channel
         self.receivers = tuple(receivers)
         self.origin = uuid.uuid4().hex
@@ -116,7 +126,7 @@ class RedisRelay:
     async def _listen(self) -> None:
         failures = 0
         while True:
-            pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+            pubsub = self.subscriber.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self.channel)
                 self.subscribed.set()

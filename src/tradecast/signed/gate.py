@@ -36,7 +36,6 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError
 
 from tradecast.ratelimit import SIGNED, RateLimited, RateLimiter
@@ -133,14 +132,8 @@ class RedisGate:
 
     async def _send(self, calls: Sequence[_Call]) -> None:
         try:
-            try:
-                outcomes = await self._pipeline(calls)
-            except RedisConnectionError:
-                # A pooled connection made before Redis restarted fails on its first
-                # use, before the new server saw anything: sent once more, on a new
-                # connection. (A connection lost after Redis ran the calls would make
-                # the second sending find its nonces used: refused, never admitted twice.)
-                outcomes = await self._pipeline(calls)
+            # A connection error is retried once by the client (sharedstate.connect).
+            outcomes = await self._pipeline(calls)
             # Redis forgot the script (a restart, SCRIPT FLUSH): those calls ran
             # nothing, so they are sent again once it is loaded.
             unloaded = [
