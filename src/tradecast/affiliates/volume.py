@@ -20,7 +20,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from tradecast.kit import money
-from tradecast.kit.money import ZERO
 
 # The upper bound of a first sum: every commission there is.
 FAR_FUTURE = datetime(9999, 12, 31, tzinfo=UTC)
@@ -63,7 +62,7 @@ class Move:
 def move_to(running: RunningVolume, start: datetime) -> Move:
     """The reads that give the volume of earned commissions created after ``start``."""
     if running.after is None:
-        return Move(start, FAR_FUTURE, 1, ZERO, start, advances=True)
+        return Move(start, FAR_FUTURE, 1, money.ZERO, start, advances=True)
     if start > running.after:
         # The usual case: commissions between the old start and the new one left.
         return Move(running.after, start, -1, running.volume, start, advances=True)
