@@ -12,17 +12,28 @@ from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Protocol, cast
 
 import asyncpg
+import orjson
 from fastapi import Depends, Request
 from sqlalchemy import (
     ClauseElement,
+    Column,
     DateTime,
     Executable,
     MetaData,
     Numeric,
     String,
+    Text,
+    Uuid,
+    bindparam,
+    column,
     event,
+    func,
     make_url,
 )
+from sqlalchemy import (
+    cast as sql_cast,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import (
@@ -33,7 +44,9 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.sql.elements import ColumnClause
+from sqlalchemy.sql.selectable import TableValuedAlias
+from sqlalchemy.types import NullType, TypeDecorator, TypeEngine
 
 from tradecast.errors import AppError, DatabaseUnavailable
 
@@ -335,6 +348,42 @@ class SessionStatements:
         return cast(Executable, statement.statement), own
 
 
+def typed(table_column: Column[Any]) -> ColumnClause[Any]:
+    """A table's column as a free-standing column of the same name and type.
+
+    A foreign key column declared without a type takes its target's once every
+    table is known; every key it can point to here is a UUID (``UUIDPrimaryKey``).
+    """
+    type_: TypeEngine[Any] = table_column.type
+    if isinstance(type_, NullType) and table_column.foreign_keys:
+        type_ = Uuid()
+    return column(table_column.name, type_)
+
+
+def json_rows(name: str, columns: Sequence[ColumnClause[Any]], param: str) -> TableValuedAlias:
+    """PostgreSQL: the JSON array bound to ``param`` as a table ``name`` of ``columns``.
+
+    Many rows in one bind parameter, for statements that work on a batch
+    (``jsonb_to_recordset``): each value is read with its column type's own input
+    function, so a Decimal sent as its text stays exact. ``json_rows_value``
+    gives the parameter's value.
+    """
+    rows = func.jsonb_to_recordset(sql_cast(bindparam(param, type_=Text()), JSONB))
+    return rows.table_valued(*columns).render_derived(name=name, with_types=True)
+
+
+def _json_default(value: object) -> str:
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not a JSON row value")
+
+
+def json_rows_value(rows: Sequence[Mapping[str, Any]]) -> str:
+    """``rows`` (column name → value) as the text ``json_rows`` reads: UUIDs, aware
+    datetimes, enums and Decimals (as their exact text) as JSON."""
+    return orjson.dumps(rows, default=_json_default).decode()
+
+
 def _processed(processor: Callable[[Any], Any] | None, value: Any) -> Any:
     return value if processor is None or value is None else processor(value)
 
@@ -417,7 +466,7 @@ async def unit_of_work(
 
 @asynccontextmanager
 async def _committed(
-    request: Request,
+    request: Request | None,
     commit: Callable[[], Awaitable[None]],
     rollback: Callable[[], Awaitable[None]],
 ) -> AsyncIterator[None]:
@@ -437,19 +486,20 @@ async def _committed(
         raise
     else:
         await commit()
-        for callback in request.scope.pop(_AFTER_COMMIT, ()):
+        for callback in request.scope.pop(_AFTER_COMMIT, ()) if request is not None else ():
             callback()
 
 
 DbSession = Annotated[AsyncSession, Depends(unit_of_work, scope="function")]
 
 
-async def statements_unit_of_work(
-    request: Request, db: Annotated[Database, Depends(database)]
+@asynccontextmanager
+async def statements_transaction(
+    db: Database, request: Request | None = None
 ) -> AsyncIterator[Statements]:
-    """The unit of work of a device report, committed once before the response
-    is sent, as ``unit_of_work``'s: on PostgreSQL one transaction on a
-    connection of asyncpg's own pool, on SQLite the request's session."""
+    """A device report's unit of work, committed when the block ends as
+    ``unit_of_work``'s is: on PostgreSQL one transaction on a connection of
+    asyncpg's own pool, on SQLite a session of its own."""
     if db.is_sqlite:
         async with db.sessionmaker() as session:
             async with _committed(request, session.commit, session.rollback):
@@ -460,6 +510,15 @@ async def statements_unit_of_work(
         await transaction.start()
         async with _committed(request, transaction.commit, transaction.rollback):
             yield DriverStatements(connection)
+
+
+async def statements_unit_of_work(
+    request: Request, db: Annotated[Database, Depends(database)]
+) -> AsyncIterator[Statements]:
+    """The unit of work of a device report, committed once before the response
+    is sent (``statements_transaction``)."""
+    async with statements_transaction(db, request) as statements:
+        yield statements
 
 
 DbStatements = Annotated[Statements, Depends(statements_unit_of_work, scope="function")]

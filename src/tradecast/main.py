@@ -26,6 +26,7 @@ from tradecast.delivery.router import router as delivery_router
 from tradecast.delivery.wakeups import WakeupHub
 from tradecast.devices.router import router as devices_router
 from tradecast.errors import install_error_handlers
+from tradecast.executions.batch import FillBatcher
 from tradecast.executions.router import router as executions_router
 from tradecast.health.router import router as health_router
 from tradecast.jobs import Scheduler, maintenance_jobs, outbox_job, reconciliation_job
@@ -80,6 +81,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         app.state.wakeups = WakeupHub()
         app.state.delivery_batcher = DeliveryBatcher(app.state.db)
+        # PostgreSQL: fills recorded in batches. SQLite takes one writer at a time,
+        # and each fill is recorded alone.
+        app.state.fill_batcher = (
+            None if app.state.db.is_sqlite else FillBatcher(app.state.db, settings)
+        )
         app.state.device_keys = KeyCache(settings.device_key_cache_ttl_s)
         relay = (
             RedisRelay(
@@ -123,6 +129,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await relay.stop()
             await app.state.scheduler.stop()
             await app.state.delivery_batcher.stop()
+            if app.state.fill_batcher is not None:
+                await app.state.fill_batcher.stop()
             if app.state.telegram is not None:
                 await app.state.telegram.close()
             if redis is not None:

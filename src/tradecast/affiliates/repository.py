@@ -1,18 +1,22 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
 
 from sqlalchemy import (
+    ARRAY,
     ColumnElement,
+    Insert,
     Select,
     Table,
     Uuid,
+    any_,
     bindparam,
+    column,
     func,
     insert,
     select,
@@ -32,7 +36,15 @@ from tradecast.affiliates.models import (
     ReferralStatus,
 )
 from tradecast.affiliates.volume import FAR_FUTURE, RunningVolume
-from tradecast.db import DriverStatement, SessionStatements, Statements, UTCDateTime
+from tradecast.db import (
+    DriverStatement,
+    SessionStatements,
+    Statements,
+    UTCDateTime,
+    json_rows,
+    json_rows_value,
+    typed,
+)
 from tradecast.kit.money import ZERO
 from tradecast.kit.pagination import PageParams
 
@@ -73,6 +85,75 @@ _INSERT_COMMISSION = DriverStatement(_insert_commission)
 _MOVE_VOLUME = DriverStatement(_move_volume)
 # PostgreSQL: the commission and the affiliate's new volume in one statement.
 _RECORD_COMMISSION = DriverStatement(_insert_commission.add_cte(_move_volume.cte("moved")))
+# A batch of fills' commissions (``FillCommissionRepository``'s ``*_many``,
+# PostgreSQL only), the batch in one bind parameter each.
+_REFERRERS_LOCKED = DriverStatement(
+    select(
+        _REFERRALS.c.referred_user_id,
+        _AFFILIATES.c.id,
+        _AFFILIATES.c.status,
+        _AFFILIATES.c.volume,
+        _AFFILIATES.c.volume_after,
+    )
+    .join(_REFERRALS, _REFERRALS.c.affiliate_id == _AFFILIATES.c.id)
+    .where(_REFERRALS.c.referred_user_id == any_(bindparam("user_ids", type_=ARRAY(Uuid()))))
+    # Locked in the order of their ids: two batches cannot deadlock on affiliates.
+    .order_by(_AFFILIATES.c.id)
+    .with_for_update(of=_AFFILIATES)
+)
+
+
+def _referrals_and_volumes() -> Select[Any]:
+    """``_REFERRAL_AND_VOLUME`` for each (user, affiliate, since, until) asked."""
+    asks = json_rows(
+        "asks",
+        [
+            typed(_REFERRALS.c.referred_user_id),
+            column("affiliate_id", Uuid()),
+            column("since", UTCDateTime()),
+            column("until", UTCDateTime()),
+        ],
+        "asks",
+    )
+    earned = (
+        select(func.sum(_COMMISSIONS.c.notional))
+        .where(
+            _COMMISSIONS.c.affiliate_id == asks.c.affiliate_id,
+            _COMMISSIONS.c.status == CommissionStatus.EARNED.value,
+            _COMMISSIONS.c.created_at > asks.c.since,
+            _COMMISSIONS.c.created_at <= asks.c.until,
+        )
+        .scalar_subquery()
+    )
+    return select(
+        asks.c.referred_user_id, _REFERRALS.c.id, _REFERRALS.c.status, earned.label("volume")
+    ).join_from(asks, _REFERRALS, _REFERRALS.c.referred_user_id == asks.c.referred_user_id)
+
+
+def _record_commissions() -> Insert:
+    """Many commissions, and their affiliates' running volumes, in one statement."""
+    given = json_rows("given", [typed(column) for column in _COMMISSIONS.columns], "commissions")
+    volumes = json_rows(
+        "volumes",
+        [typed(_AFFILIATES.c.id), typed(_AFFILIATES.c.volume), typed(_AFFILIATES.c.volume_after)],
+        "volumes",
+    )
+    moved = (
+        update(_AFFILIATES)
+        .where(_AFFILIATES.c.id == volumes.c.id)
+        .values(volume=volumes.c.volume, volume_after=volumes.c.volume_after)
+        .cte("moved")
+    )
+    names = [column.name for column in _COMMISSIONS.columns]
+    return (
+        insert(_COMMISSIONS)
+        .from_select(names, select(*(given.c[name] for name in names)))
+        .add_cte(moved)
+    )
+
+
+_REFERRALS_AND_VOLUMES = DriverStatement(_referrals_and_volumes())
+_RECORD_COMMISSIONS = DriverStatement(_record_commissions())
 # Earned commissions created in (since, until].
 _EARNED_BETWEEN = (
     _COMMISSIONS.c.affiliate_id == bindparam("affiliate_id", type_=Uuid()),
@@ -398,6 +479,62 @@ class FillCommissionRepository:
         if not rows:
             return None
         return ReferralState(rows[0]["id"], ReferralStatus(rows[0]["status"])), volume
+
+    async def lock_referrers_of_many(
+        self, user_ids: Iterable[uuid.UUID]
+    ) -> dict[uuid.UUID, Referrer]:
+        """``lock_referrer_of`` for many users (PostgreSQL), by user; the
+        affiliates are locked in the order of their ids."""
+        rows = await self.statements.rows(_REFERRERS_LOCKED, {"user_ids": list(user_ids)})
+        return {
+            row["referred_user_id"]: Referrer(
+                row["id"],
+                AffiliateStatus(row["status"]),
+                RunningVolume(Decimal(row["volume"]), row["volume_after"]),
+            )
+            for row in rows
+        }
+
+    async def referrals_and_volumes(
+        self, asks: Sequence[tuple[uuid.UUID, uuid.UUID, datetime, datetime]]
+    ) -> dict[uuid.UUID, tuple[ReferralState, Decimal]]:
+        """``referral_and_volume`` for each (user, affiliate, since, until) (PostgreSQL),
+        by user; a user who was not referred has no entry."""
+        rows = [
+            {"referred_user_id": user, "affiliate_id": affiliate, "since": since, "until": until}
+            for user, affiliate, since, until in asks
+        ]
+        found = await self.statements.rows(_REFERRALS_AND_VOLUMES, {"asks": json_rows_value(rows)})
+        return {
+            row["referred_user_id"]: (
+                ReferralState(row["id"], ReferralStatus(row["status"])),
+                ZERO if row["volume"] is None else Decimal(row["volume"]),
+            )
+            for row in found
+        }
+
+    async def insert_many(
+        self, commissions: Sequence[Commission], running: Mapping[uuid.UUID, RunningVolume]
+    ) -> None:
+        """Store ``commissions`` and each affiliate's running volume (PostgreSQL)."""
+        values = {
+            "commissions": json_rows_value(
+                [
+                    {
+                        column.name: getattr(commission, column.key)
+                        for column in _COMMISSIONS.columns
+                    }
+                    for commission in commissions
+                ]
+            ),
+            "volumes": json_rows_value(
+                [
+                    {"id": affiliate_id, "volume": volume.volume, "volume_after": volume.after}
+                    for affiliate_id, volume in running.items()
+                ]
+            ),
+        }
+        await self.statements.execute(_RECORD_COMMISSIONS, values)
 
     async def insert(self, commission: Commission, running: RunningVolume) -> None:
         """Store ``commission`` and the affiliate's running volume with it."""

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import (
+    Column,
     ColumnElement,
     Insert,
     Select,
@@ -18,9 +19,10 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.selectable import TableValuedAlias
 
 from tradecast.audit.models import AuditEvent
-from tradecast.db import DriverStatement, Statements
+from tradecast.db import DriverStatement, Statements, typed
 from tradecast.kit.pagination import PageParams
 
 # Attribute name → column (``details`` is stored in the column ``metadata``).
@@ -40,6 +42,21 @@ def insert_event_if(condition: ColumnElement[bool], prefix: str) -> Insert:
 
 def event_values(event: AuditEvent, prefix: str = "") -> dict[str, Any]:
     return {f"{prefix}{key}": getattr(event, key) for key in _COLUMNS}
+
+
+# A batch of events as JSON rows (``db.json_rows``), by column name.
+EVENT_ROW_COLUMNS = [typed(cast(Column[Any], column)) for column in _COLUMNS.values()]
+
+
+def insert_events(rows: TableValuedAlias) -> Insert:
+    """An insert of every event in ``rows`` (``json_rows`` of ``EVENT_ROW_COLUMNS``)."""
+    names = [column.name for column in _COLUMNS.values()]
+    return insert(_EVENTS).from_select(names, select(*(rows.c[name] for name in names)))
+
+
+def event_row(event: AuditEvent) -> dict[str, Any]:
+    """``event`` as one of ``insert_events``' rows."""
+    return {column.name: getattr(event, key) for key, column in _COLUMNS.items()}
 
 
 _INSERT_EVENT = DriverStatement(

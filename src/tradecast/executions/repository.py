@@ -7,11 +7,15 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import (
+    Insert,
+    Integer,
     Select,
     String,
     Table,
     Uuid,
+    and_,
     bindparam,
+    column,
     exists,
     func,
     select,
@@ -22,8 +26,22 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tradecast.audit.models import AuditEvent
-from tradecast.audit.repository import event_values, insert_event, insert_event_if
-from tradecast.db import DriverStatement, Statements, UTCDateTime
+from tradecast.audit.repository import (
+    EVENT_ROW_COLUMNS,
+    event_row,
+    event_values,
+    insert_event,
+    insert_event_if,
+    insert_events,
+)
+from tradecast.db import (
+    DriverStatement,
+    Statements,
+    UTCDateTime,
+    json_rows,
+    json_rows_value,
+    typed,
+)
 from tradecast.delivery.models import Delivery
 from tradecast.delivery.repository import PENDING
 from tradecast.devices.models import Device
@@ -58,13 +76,15 @@ _stored_report = _REPORTS.select().where(
 )
 
 
-def _report_context() -> Select[Any]:
+def _report_context(device_id: Any, report_id: Any, signal_id: Any) -> Select[Any]:
     """Everything a new report is checked against, in one read: the device (no row
     if it is gone), a report already stored under this ``report_id``, the signal,
-    and whether the device was ever given it."""
-    stored = _stored_report.subquery("stored")
-    delivered = exists().where(
-        _DELIVERIES.c.device_id == _DEVICE_ID, _DELIVERIES.c.signal_id == _SIGNAL_ID
+    and whether the device was ever given it. The three arguments are bind
+    parameters, or a batch's columns."""
+    delivered = (
+        exists()
+        .where(_DELIVERIES.c.device_id == device_id, _DELIVERIES.c.signal_id == signal_id)
+        .correlate_except(_DELIVERIES)
     )
     return (
         select(
@@ -74,16 +94,18 @@ def _report_context() -> Select[Any]:
             _SIGNALS.c.instrument,
             _SIGNALS.c.side,
             delivered.label("delivered"),
-            *(stored.c[column.key].label(name) for name, column in _STORED.items()),
+            *(column.label(name) for name, column in _STORED.items()),
         )
         .select_from(_DEVICES)
-        .outerjoin(_SIGNALS, _SIGNALS.c.id == _SIGNAL_ID)
-        .outerjoin(stored, true())
-        .where(_DEVICES.c.id == _DEVICE_ID)
+        .outerjoin(_SIGNALS, _SIGNALS.c.id == signal_id)
+        .outerjoin(
+            _REPORTS, and_(_REPORTS.c.device_id == device_id, _REPORTS.c.report_id == report_id)
+        )
+        .where(_DEVICES.c.id == device_id)
     )
 
 
-_CONTEXT = DriverStatement(_report_context())
+_CONTEXT = DriverStatement(_report_context(_DEVICE_ID, _REPORT_ID, _SIGNAL_ID))
 _STORED_REPORT = DriverStatement(_stored_report)
 _PENDING_ONE = DriverStatement(
     PENDING.with_only_columns(_SIGNALS.c.id).where(_SIGNALS.c.id == _SIGNAL_ID)
@@ -160,6 +182,95 @@ _MARK_ACKED = DriverStatement(_mark_acked)
 _SAVE_FILL = DriverStatement(_save_fill)
 _WRITE_AT_ONCE = {kind: _write_at_once(kind) for kind in ExecutionType}
 
+# A batch of fills (``FillBatchRepository``, PostgreSQL only): each statement takes
+# the whole batch in one bind parameter, as JSON rows (``db.json_rows``).
+_REPORT_ROWS = [typed(column) for column in _REPORTS.columns]
+_TRADE_ROWS = [typed(column) for column in _TRADES.columns]
+
+
+def _batch_context() -> Select[Any]:
+    """``_report_context`` of every report in the batch, each row with the
+    report's ``position``; a report of a device that is gone gives no row."""
+    asks = json_rows(
+        "asks",
+        [
+            column("position", Integer()),
+            typed(_REPORTS.c.device_id),
+            typed(_REPORTS.c.report_id),
+            typed(_REPORTS.c.signal_id),
+        ],
+        "asks",
+    )
+    context = _report_context(asks.c.device_id, asks.c.report_id, asks.c.signal_id).lateral(
+        "context"
+    )
+    return select(asks.c.position, context).select_from(asks.join(context, true()))
+
+
+def _lock_trades() -> Insert:
+    """``_LOCK_TRADE`` for many trades, taken in (device, signal) order: two
+    batches lock their common trades in the same order and cannot deadlock."""
+    given = json_rows("given", _TRADE_ROWS, "trades")
+    names = [column.name for column in _TRADES.columns]
+    ordered = select(*(given.c[name] for name in names)).order_by(
+        given.c.device_id, given.c.signal_id
+    )
+    return (
+        postgresql.insert(_TRADES)
+        .from_select(names, ordered)
+        .on_conflict_do_update(
+            index_elements=["device_id", "signal_id"], set_={"updated_at": _TRADES.c.updated_at}
+        )
+        .returning(*_TRADES.c)
+    )
+
+
+def _write_fills() -> Select[Any]:
+    """The batch's reports and all they change, as one statement: the reports
+    (``ON CONFLICT DO NOTHING``), their deliveries settled, their trades' new
+    figures (rows locked by ``_lock_trades``) and their audit events. Returns how
+    many reports were stored: fewer than given means a copy of one was stored
+    meanwhile, and the caller rolls the whole batch back."""
+    reports = json_rows("reports", _REPORT_ROWS, "reports")
+    names = [column.name for column in _REPORTS.columns]
+    inserted = (
+        postgresql.insert(_REPORTS)
+        .from_select(names, select(*(reports.c[name] for name in names)))
+        .on_conflict_do_nothing(index_elements=["device_id", "report_id"])
+        .returning(_REPORTS.c.id)
+        .cte("inserted")
+    )
+    settled = (
+        update(_DELIVERIES)
+        .where(
+            _DELIVERIES.c.device_id == reports.c.device_id,
+            _DELIVERIES.c.signal_id == reports.c.signal_id,
+            _DELIVERIES.c.settled_at.is_(None),
+        )
+        .values(settled_at=_NOW)
+        .cte("settled")
+    )
+    figures = json_rows(
+        "figures",
+        [typed(_TRADES.c.id), *(typed(_TRADES.c[name]) for name in _RUNNING_FIGURES)],
+        "figures",
+    )
+    saved = (
+        update(_TRADES)
+        .where(_TRADES.c.id == figures.c.id)
+        .values({name: figures.c[name] for name in _RUNNING_FIGURES})
+        .cte("saved")
+    )
+    audited = insert_events(json_rows("events", EVENT_ROW_COLUMNS, "events")).cte("audited")
+    return (
+        select(func.count().label("stored")).select_from(inserted).add_cte(settled, saved, audited)
+    )
+
+
+_BATCH_CONTEXT = DriverStatement(_batch_context())
+_LOCK_TRADES = DriverStatement(_lock_trades())
+_WRITE_FILLS = DriverStatement(_write_fills())
+
 
 @dataclass(frozen=True)
 class ReportContext:
@@ -180,6 +291,18 @@ def _report_from(row: Mapping[str, Any], prefix: str = "") -> ExecutionReport:
     )
 
 
+def _context_from(row: Mapping[str, Any]) -> ReportContext:
+    has_signal = row["signal_id"] is not None
+    return ReportContext(
+        owner_id=row["user_id"],
+        device_active=bool(row["is_active"]),
+        stored=_report_from(row, "stored_") if row["stored_id"] is not None else None,
+        signal_instrument=row["instrument"] if has_signal else None,
+        signal_side=str(row["side"]) if has_signal else None,
+        delivered=bool(row["delivered"]),
+    )
+
+
 class ReportRepository:
     """The statements of the device report path, one round trip each."""
 
@@ -192,18 +315,7 @@ class ReportRepository:
         """None if the device does not exist (any more)."""
         values = {"device_id": device_id, "report_id": report_id, "signal_id": signal_id}
         rows = await self.statements.rows(_CONTEXT, values)
-        if not rows:
-            return None
-        row = rows[0]
-        has_signal = row["signal_id"] is not None
-        return ReportContext(
-            owner_id=row["user_id"],
-            device_active=bool(row["is_active"]),
-            stored=_report_from(row, "stored_") if row["stored_id"] is not None else None,
-            signal_instrument=row["instrument"] if has_signal else None,
-            signal_side=str(row["side"]) if has_signal else None,
-            delivered=bool(row["delivered"]),
-        )
+        return _context_from(rows[0]) if rows else None
 
     async def stored(self, device_id: uuid.UUID, report_id: str) -> ExecutionReport | None:
         values = {"device_id": device_id, "report_id": report_id}
@@ -272,6 +384,72 @@ class ReportRepository:
         if event is not None:
             await insert_event(self.statements, event)
         return True
+
+
+TradeKey = tuple[uuid.UUID, uuid.UUID]
+"""A trade's (device, signal)."""
+
+
+class FillBatchRepository:
+    """The statements of a batch of fills (``executions.batch``), PostgreSQL only:
+    one round trip each, whatever the batch's size."""
+
+    def __init__(self, statements: Statements) -> None:
+        self.statements = statements
+
+    async def contexts(
+        self, asks: Sequence[tuple[uuid.UUID, str, uuid.UUID]]
+    ) -> dict[int, ReportContext]:
+        """``ReportRepository.context`` of each (device, report_id, signal), by its
+        position in ``asks``; a device that is gone has no entry."""
+        rows = [
+            {"position": position, "device_id": device, "report_id": report, "signal_id": signal}
+            for position, (device, report, signal) in enumerate(asks)
+        ]
+        found = await self.statements.rows(_BATCH_CONTEXT, {"asks": json_rows_value(rows)})
+        return {row["position"]: _context_from(row) for row in found}
+
+    async def lock_trades(self, templates: Iterable[Trade]) -> dict[TradeKey, Trade]:
+        """``ReportRepository.lock_trade`` for trades of distinct (device, signal),
+        locked in that order."""
+        rows = [
+            {column.name: getattr(template, column.key) for column in _TRADES.columns}
+            for template in templates
+        ]
+        locked = await self.statements.rows(_LOCK_TRADES, {"trades": json_rows_value(rows)})
+        trades = (
+            Trade(**{column.key: row[column.key] for column in _TRADES.columns}) for row in locked
+        )
+        return {(trade.device_id, trade.signal_id): trade for trade in trades}
+
+    async def write(
+        self,
+        reports: Sequence[ExecutionReport],
+        trades: Iterable[Trade],
+        events: Sequence[AuditEvent],
+        now: datetime,
+    ) -> int:
+        """Store the reports, settle their deliveries, write the trades' figures and
+        the audit events; how many reports were stored (all, unless a copy of one
+        was stored meanwhile)."""
+        values = {
+            "reports": json_rows_value(
+                [
+                    {column.name: getattr(report, column.key) for column in _REPORTS.columns}
+                    for report in reports
+                ]
+            ),
+            "figures": json_rows_value(
+                [
+                    {"id": trade.id, **{name: getattr(trade, name) for name in _RUNNING_FIGURES}}
+                    for trade in trades
+                ]
+            ),
+            "events": json_rows_value([event_row(event) for event in events]),
+            "now": now,
+        }
+        (row,) = await self.statements.rows(_WRITE_FILLS, values)
+        return int(row["stored"])
 
 
 @dataclass(frozen=True)

@@ -3,15 +3,16 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import AwareDatetime
 
 from tradecast.config import AppSettings, Settings
-from tradecast.db import DbSession, DbStatements, Statements
+from tradecast.db import DbSession, DbStatements, Statements, statements_transaction
 from tradecast.devices.dependencies import SignedDeviceKey
 from tradecast.devices.errors import DeviceNotFound
 from tradecast.errors import Unauthorized, UnprocessableEntity, responses_for
 from tradecast.executions import quality, service
+from tradecast.executions.batch import FillBatcher
 from tradecast.executions.errors import ReportIdReused, SignalNotDelivered
 from tradecast.executions.repository import TradeFilter
 from tradecast.executions.schemas import (
@@ -85,13 +86,22 @@ async def ack(
 async def fill(
     body: FillIn,
     key: SignedDeviceKey,
-    statements: DbStatements,
     settings: AppSettings,
+    request: Request,
     response: Response,
 ) -> ExecutionOut:
     """A (partial) fill (device-signed). Each fill extends the device's trade on the signal:
     size summed, price size-weighted. Idempotent on ``report_id`` as for ACKs."""
-    return await _report(body, key, statements, settings, response)
+    # PostgreSQL: recorded in a batch with the fills that arrive with it
+    # (``executions.batch``); what a batch hands back is recorded alone.
+    batcher: FillBatcher | None = request.app.state.fill_batcher
+    recorded = await batcher.record(key, body) if batcher is not None else None
+    if recorded is None:
+        async with statements_transaction(request.app.state.db, request) as statements:
+            recorded = await service.record(statements, settings, key, body)
+    if not recorded.created:
+        response.status_code = status.HTTP_200_OK
+    return ExecutionOut.model_validate(recorded.report)
 
 
 @router.post(

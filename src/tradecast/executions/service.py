@@ -88,13 +88,13 @@ async def record(
     now = clock.utcnow()
     device = Reporter(key.key_id, context.owner_id)
     signal = await _deliverable_signal(repo, device, body.signal_id, context, now)
-    report = _new_report(device, body, kind, digest, now)
+    report = new_report(device, body, kind, digest, now)
     trade: Trade | None = None
     if isinstance(body, FillIn):
-        trade = await repo.lock_trade(_empty_trade(device, signal, now))
+        trade = await repo.lock_trade(empty_trade(device, signal, now))
         report.trade_id = trade.id
         apply_fill(settings, trade, signal, body, now)
-    event = _audit_event(device, signal, report) if kind is not ExecutionType.ACK else None
+    event = audit_event(device.id, body) if kind is not ExecutionType.ACK else None
     if not await repo.write(report, trade=trade, event=event, now=now):
         # A concurrent copy won the insert; it has committed, so it can be read now.
         winner = await repo.stored(device.id, body.report_id)
@@ -160,7 +160,7 @@ async def _deliverable_signal(
     raise SignalNotDelivered()
 
 
-def _new_report(
+def new_report(
     device: Reporter, body: ReportIn, kind: ExecutionType, digest: str, now: datetime
 ) -> ExecutionReport:
     fill = body if isinstance(body, FillIn) else None
@@ -182,7 +182,7 @@ def _new_report(
     )
 
 
-def _empty_trade(device: Reporter, signal: ReportedSignal, now: datetime) -> Trade:
+def empty_trade(device: Reporter, signal: ReportedSignal, now: datetime) -> Trade:
     """The row a (device, signal) trade starts from, before its first fill."""
     zero = Decimal(0)
     return Trade(
@@ -227,20 +227,22 @@ async def trades_of(
     return await TradeRepository(session).page_for_user(user.id, criteria, page)
 
 
-def _audit_event(device: Reporter, signal: ReportedSignal, report: ExecutionReport) -> AuditEvent:
-    metadata: dict[str, object] = {"report_id": report.report_id, "signal_id": str(signal.id)}
-    if report.execution_type is ExecutionType.FILL:
+def audit_event(device_id: uuid.UUID, body: FillIn | ErrorIn | AckIn) -> AuditEvent:
+    """The audit event of a new fill or error report, in the reporting request's
+    context (its client address and request id)."""
+    kind = _kind(body)
+    metadata: dict[str, object] = {"report_id": body.report_id, "signal_id": str(body.signal_id)}
+    if isinstance(body, FillIn):
         metadata.update(
-            fill_price=decimal_text(report.fill_price or Decimal(0)),
-            fill_size=decimal_text(report.fill_size or Decimal(0)),
+            fill_price=decimal_text(body.fill_price), fill_size=decimal_text(body.fill_size)
         )
     else:
-        metadata.update(status_code=report.status_code)
+        metadata.update(status_code=body.status_code if isinstance(body, ErrorIn) else None)
     return audit.event(
-        f"execution.{report.execution_type.value}",
+        f"execution.{kind.value}",
         actor_type=ActorType.DEVICE,
-        actor_id=device.id,
+        actor_id=device_id,
         target_type="signal",
-        target_id=signal.id,
+        target_id=body.signal_id,
         metadata=metadata,
     )
