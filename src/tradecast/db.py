@@ -373,7 +373,8 @@ def json_rows(name: str, columns: Sequence[ColumnClause[Any]], param: str) -> Ta
 
 
 def _json_default(value: object) -> str:
-    if isinstance(value, Decimal):
+    # asyncpg's UUIDs are a class of its own, which orjson does not know.
+    if isinstance(value, Decimal | uuid.UUID):
         return str(value)
     raise TypeError(f"{type(value).__name__} is not a JSON row value")
 
@@ -381,7 +382,9 @@ def _json_default(value: object) -> str:
 def json_rows_value(rows: Sequence[Mapping[str, Any]]) -> str:
     """``rows`` (column name → value) as the text ``json_rows`` reads: UUIDs, aware
     datetimes, enums and Decimals (as their exact text) as JSON."""
-    return orjson.dumps(rows, default=_json_default).decode()
+    # A column's name may be a subclass of str (``quoted_name``), which orjson takes
+    # as a key only when told to.
+    return orjson.dumps(rows, default=_json_default, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def _processed(processor: Callable[[Any], Any] | None, value: Any) -> Any:

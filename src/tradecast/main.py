@@ -84,7 +84,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # PostgreSQL: fills recorded in batches. SQLite takes one writer at a time,
         # and each fill is recorded alone.
         app.state.fill_batcher = (
-            None if app.state.db.is_sqlite else FillBatcher(app.state.db, settings)
+            None
+            if app.state.db.is_sqlite
+            else FillBatcher(app.state.db, settings, app.state.metrics)
         )
         app.state.device_keys = KeyCache(settings.device_key_cache_ttl_s)
         relay = (

@@ -51,6 +51,18 @@ class Metrics:
             "Requests being served, long polls included.",
             registry=self.registry,
         )
+        self.fill_batches = Counter(
+            "tradecast_fill_batches_total",
+            "Batches of fill reports (PostgreSQL) by outcome: committed, or rolled back "
+            "(their fills then recorded one at a time).",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.batched_fills = Counter(
+            "tradecast_batched_fills_total",
+            "Fill reports recorded in a committed batch.",
+            registry=self.registry,
+        )
 
 
 def _route_template(scope: Scope) -> str:

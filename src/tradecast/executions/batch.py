@@ -59,6 +59,7 @@ from tradecast.executions.models import ExecutionReport, ExecutionType, Trade
 from tradecast.executions.repository import FillBatchRepository, ReportContext, TradeKey
 from tradecast.executions.schemas import FillIn
 from tradecast.kit import clock
+from tradecast.observability import Metrics
 from tradecast.signed.verification import SigningKey
 
 logger = logging.getLogger("tradecast.executions")
@@ -150,12 +151,14 @@ class FillBatcher:
         self,
         db: Database,
         settings: Settings,
+        metrics: Metrics,
         *,
         batch_size: int = BATCH_SIZE,
         concurrency: int = CONCURRENCY,
     ) -> None:
         self.db = db
         self.settings = settings
+        self.metrics = metrics
         self.batch_size = batch_size
         self._waiting: list[_Fill] = []
         self._slots = asyncio.Semaphore(concurrency)
@@ -203,7 +206,10 @@ class FillBatcher:
         try:
             if live:
                 recorded = await self._transaction(live)
+                self.metrics.fill_batches.labels("committed").inc()
+                self.metrics.batched_fills.inc(len(recorded))
         except Exception:
+            self.metrics.fill_batches.labels("rolled_back").inc()
             logger.warning(
                 "fill batch rolled back; its fills are recorded one at a time", exc_info=True
             )
