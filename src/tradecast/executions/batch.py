@@ -20,12 +20,14 @@ Decisions:
   or inactive, a signal never delivered to it (pending now, or not at all) and
   a second copy of a report within the batch are handed back, and the request
   records its fill alone, with the answers and errors that path gives.
-- **All or nothing, then one at a time**: if anything in the batch's
-  transaction fails (a copy of a report stored meanwhile by another process, a
-  deadlock, a lost connection) it is rolled back and every fill in it is
-  recorded alone. Nothing is recorded twice: each report stays unique on
-  (device, ``report_id``), and a lone fill whose batch did commit after all
-  finds its report stored and answers as a replay.
+- **All or nothing, then one at a time**: if a copy of one of the batch's
+  reports was stored meanwhile (by another batch, another process), the batch
+  is rolled back and tried once more: that copy has committed, so the second
+  look hands its fill back. If anything else fails (a deadlock, a lost
+  connection), or the second try does, the batch is rolled back and every
+  fill in it is recorded alone. Nothing is recorded twice: each report stays
+  unique on (device, ``report_id``), and a lone fill whose batch did commit
+  after all finds its report stored and answers as a replay.
 - **Lock order**: all the batch's trades in (device, signal) order, then the
   reports, deliveries and trade figures, then the affiliates in id order. A
   single fill takes the same kinds of lock in the same order (trade, report,
@@ -191,34 +193,58 @@ class FillBatcher:
         task.add_done_callback(self._running.discard)
 
     async def _gather(self) -> None:
-        # One turn of the loop: the fills that arrive with the first join it.
-        await asyncio.sleep(0)
-        while self._waiting:
-            await self._slots.acquire()
-            batch = self._waiting[: self.batch_size]
-            del self._waiting[: self.batch_size]
-            self._start(self._run(batch))
-        self._gathering = False
+        try:
+            # One turn of the loop: the fills that arrive with the first join it.
+            await asyncio.sleep(0)
+            while self._waiting:
+                await self._slots.acquire()
+                batch = self._waiting[: self.batch_size]
+                del self._waiting[: self.batch_size]
+                self._start(self._run(batch))
+        finally:
+            self._gathering = False
+            # Cancelled (the app stopping) with fills waiting: each is recorded alone.
+            waiting, self._waiting = self._waiting, []
+            for fill in waiting:
+                if not fill.outcome.done():
+                    fill.outcome.set_result(None)
 
     async def _run(self, batch: list[_Fill]) -> None:
         live = [fill for fill in batch if not fill.outcome.done()]  # the client left
         recorded: dict[int, _Batched] = {}
         try:
             if live:
-                recorded = await self._transaction(live)
-                self.metrics.fill_batches.labels("committed").inc()
-                self.metrics.batched_fills.inc(len(recorded))
-        except Exception:
-            self.metrics.fill_batches.labels("rolled_back").inc()
-            logger.warning(
-                "fill batch rolled back; its fills are recorded one at a time", exc_info=True
-            )
+                recorded = await self._attempts(live)
         finally:
             self._slots.release()
             # Cancelled (shutting down) or failed: each fill left is recorded alone.
             for position, fill in enumerate(live):
                 if not fill.outcome.done():
                     fill.outcome.set_result(recorded.get(position))
+
+    async def _attempts(self, fills: Sequence[_Fill]) -> dict[int, _Batched]:
+        """The batch's transaction; once more if a copy of one of its reports was
+        stored meanwhile (that copy has committed, so the second look hands its
+        fill back); nothing batched if that fails too, or anything else does."""
+        for attempt in (1, 2):
+            try:
+                recorded = await self._transaction(fills)
+            except BatchConflict:
+                self.metrics.fill_batches.labels("rolled_back").inc()
+                if attempt == 1:
+                    continue
+                logger.warning("fill batch rolled back twice; its fills are recorded one at a time")
+            except Exception:
+                self.metrics.fill_batches.labels("rolled_back").inc()
+                logger.warning(
+                    "fill batch rolled back; its fills are recorded one at a time", exc_info=True
+                )
+            else:
+                self.metrics.fill_batches.labels("committed").inc()
+                self.metrics.batched_fills.inc(len(recorded))
+                return recorded
+            break
+        return {}
 
     async def _transaction(self, fills: Sequence[_Fill]) -> dict[int, _Batched]:
         async with self.db.driver_connection() as connection, connection.transaction():
