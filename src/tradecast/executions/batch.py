@@ -35,7 +35,12 @@ Decisions:
 - **Gathering**: the first fill to arrive schedules the batch for the next turn
   of the event loop; the fills that arrive meanwhile join it. At most
   ``concurrency`` batches run at once; fills that arrive while they all run wait
-  for the next, which takes every one waiting (at most ``batch_size``).
+  for the next, which takes every one waiting (at most ``batch_size``). One
+  batch at a time per process by default: with two, a process's batches
+  waited on each other's affiliate locks and held fewer fills each; two
+  workers recorded 1,221–1,268 fills/s with two and 1,453–1,646/s with one,
+  alternating runs of ``python -m bench.ingest --workers 2``
+  (``docs/PERFORMANCE.md``).
 - **The request's context stays the request's**: its audit event is made in the
   request (client address, request id), and the audit and commission log lines
   are written by the request once the batch has committed.
@@ -67,7 +72,7 @@ from tradecast.signed.verification import SigningKey
 logger = logging.getLogger("tradecast.executions")
 
 BATCH_SIZE = 64
-CONCURRENCY = 2
+CONCURRENCY = 1
 
 
 @dataclass
