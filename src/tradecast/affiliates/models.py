@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
@@ -116,6 +117,25 @@ class Commission(UUIDPrimaryKey, Base):
     amount: Mapped[Decimal] = mapped_column(Money())
     status: Mapped[CommissionStatus] = mapped_column(_enum(CommissionStatus, "commission_status"))
     created_at: Mapped[datetime]
+
+
+@dataclass(frozen=True)
+class EarnedCommission:
+    """A fill's new commission as a plain value, written by statements in the
+    fill's transaction, never through a session (``executions.models.TradeRow``)."""
+
+    id: uuid.UUID
+    affiliate_id: uuid.UUID
+    referral_id: uuid.UUID
+    referred_user_id: uuid.UUID
+    trade_id: uuid.UUID
+    execution_report_id: uuid.UUID
+    notional: Decimal
+    tier: int
+    rate: Decimal
+    amount: Decimal
+    status: CommissionStatus
+    created_at: datetime
 
 
 class Payout(UUIDPrimaryKey, Base):

@@ -30,6 +30,7 @@ from tradecast.affiliates.models import (
     AffiliateStatus,
     Commission,
     CommissionStatus,
+    EarnedCommission,
     Payout,
     PayoutStatus,
     Referral,
@@ -514,7 +515,7 @@ class FillCommissionRepository:
         }
 
     async def insert_many(
-        self, commissions: Sequence[Commission], running: Mapping[uuid.UUID, RunningVolume]
+        self, commissions: Sequence[EarnedCommission], running: Mapping[uuid.UUID, RunningVolume]
     ) -> None:
         """Store ``commissions`` and each affiliate's running volume (PostgreSQL)."""
         values = {
@@ -536,7 +537,7 @@ class FillCommissionRepository:
         }
         await self.statements.execute(_RECORD_COMMISSIONS, values)
 
-    async def insert(self, commission: Commission, running: RunningVolume) -> None:
+    async def insert(self, commission: EarnedCommission, running: RunningVolume) -> None:
         """Store ``commission`` and the affiliate's running volume with it."""
         values: dict[str, Any] = {
             column.key: getattr(commission, column.key) for column in _COMMISSIONS.columns

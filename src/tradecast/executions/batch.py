@@ -55,14 +55,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from tradecast.affiliates.models import Commission
+from tradecast.affiliates.models import EarnedCommission
 from tradecast.affiliates.service import commissions
 from tradecast.audit import service as audit
 from tradecast.audit.models import AuditEvent
 from tradecast.config import Settings
 from tradecast.db import Database, DriverStatements
 from tradecast.executions import service
-from tradecast.executions.models import ExecutionReport, ExecutionType, Trade
+from tradecast.executions.models import ExecutionType, ReportRow, TradeRow
 from tradecast.executions.repository import FillBatchRepository, ReportContext, TradeKey
 from tradecast.executions.schemas import FillIn
 from tradecast.kit import clock
@@ -86,7 +86,7 @@ class _Fill:
 @dataclass(frozen=True)
 class _Batched:
     recorded: service.Recorded
-    commission: Commission | None
+    commission: EarnedCommission | None
 
 
 class BatchConflict(Exception):
@@ -117,11 +117,11 @@ async def record_fills(
         plain.append((position, fill, device, signal))
     if not plain:
         return {}
-    templates: dict[TradeKey, Trade] = {}
+    templates: dict[TradeKey, TradeRow] = {}
     for _, _, device, signal in plain:
         templates.setdefault((device.id, signal.id), service.empty_trade(device, signal, now))
     trades = await repo.lock_trades(templates.values())
-    reports: list[ExecutionReport] = []
+    reports: list[ReportRow] = []
     earnings: list[commissions.FillEarning] = []
     for _, fill, device, signal in plain:
         digest = service.fingerprint(ExecutionType.FILL, fill.body)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import enum
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
@@ -73,3 +74,45 @@ class Trade(UUIDPrimaryKey, Base):
     fill_count: Mapped[int] = mapped_column(Integer, default=0)
     opened_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+
+@dataclass
+class ReportRow:
+    """A report as a plain value, on the report path (as ``TradeRow``): stored
+    by statements and answered from, never through a session."""
+
+    id: uuid.UUID
+    device_id: uuid.UUID
+    signal_id: uuid.UUID
+    report_id: str
+    execution_type: ExecutionType
+    fill_price: Decimal | None
+    fill_size: Decimal | None
+    broker_ticket: str | None
+    status_code: int | None
+    error_message: str | None
+    trade_id: uuid.UUID | None
+    fingerprint: str
+    created_at: datetime
+
+
+@dataclass
+class TradeRow:
+    """A trade as a plain value, on the report path: read from a statement's row,
+    extended by ``service.apply_fill`` and written back by statements, never
+    through a session. Building ORM instances there cost the worker more than
+    the statements did (``docs/PERFORMANCE.md``)."""
+
+    id: uuid.UUID
+    user_id: uuid.UUID
+    device_id: uuid.UUID
+    signal_id: uuid.UUID
+    instrument: str
+    side: str
+    size: Decimal
+    cost: Decimal
+    price: Decimal
+    notional: Decimal
+    fill_count: int
+    opened_at: datetime
+    updated_at: datetime

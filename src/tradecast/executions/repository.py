@@ -45,7 +45,7 @@ from tradecast.db import (
 from tradecast.delivery.models import Delivery
 from tradecast.delivery.repository import PENDING
 from tradecast.devices.models import Device
-from tradecast.executions.models import ExecutionReport, ExecutionType, Trade
+from tradecast.executions.models import ExecutionReport, ExecutionType, ReportRow, Trade, TradeRow
 from tradecast.kit.pagination import PageParams
 from tradecast.signals.models import Signal
 
@@ -278,17 +278,19 @@ class ReportContext:
 
     owner_id: uuid.UUID
     device_active: bool
-    stored: ExecutionReport | None
+    stored: ReportRow | None
     signal_instrument: str | None
     signal_side: str | None
     delivered: bool
 
 
-def _report_from(row: Mapping[str, Any], prefix: str = "") -> ExecutionReport:
-    """A stored report as a detached value (nothing to flush)."""
-    return ExecutionReport(
-        **{column.key: row[f"{prefix}{column.key}"] for column in _REPORTS.columns}
-    )
+def _report_from(row: Mapping[str, Any], prefix: str = "") -> ReportRow:
+    """A stored report as a plain value."""
+    return ReportRow(**{column.key: row[f"{prefix}{column.key}"] for column in _REPORTS.columns})
+
+
+def _trade_from(row: Mapping[str, Any]) -> TradeRow:
+    return TradeRow(**{column.key: row[column.key] for column in _TRADES.columns})
 
 
 def _context_from(row: Mapping[str, Any]) -> ReportContext:
@@ -317,7 +319,7 @@ class ReportRepository:
         rows = await self.statements.rows(_CONTEXT, values)
         return _context_from(rows[0]) if rows else None
 
-    async def stored(self, device_id: uuid.UUID, report_id: str) -> ExecutionReport | None:
+    async def stored(self, device_id: uuid.UUID, report_id: str) -> ReportRow | None:
         values = {"device_id": device_id, "report_id": report_id}
         rows = await self.statements.rows(_STORED_REPORT, values)
         return _report_from(rows[0]) if rows else None
@@ -334,7 +336,7 @@ class ReportRepository:
         }
         return bool(await self.statements.rows(_PENDING_ONE, values))
 
-    async def lock_trade(self, template: Trade) -> Trade:
+    async def lock_trade(self, template: TradeRow) -> TradeRow:
         """The trade of (device, signal), created empty if needed, locked for update.
 
         Two first fills racing to create the row settle on one; the row lock then
@@ -344,13 +346,13 @@ class ReportRepository:
         """
         values = {column.key: getattr(template, column.key) for column in _TRADES.columns}
         (row,) = await self.statements.rows(_LOCK_TRADE, values)
-        return Trade(**{column.key: row[column.key] for column in _TRADES.columns})
+        return _trade_from(row)
 
     async def write(
         self,
-        report: ExecutionReport,
+        report: ReportRow,
         *,
-        trade: Trade | None,
+        trade: TradeRow | None,
         event: AuditEvent | None,
         now: datetime,
     ) -> bool:
@@ -409,7 +411,7 @@ class FillBatchRepository:
         found = await self.statements.rows(_BATCH_CONTEXT, {"asks": json_rows_value(rows)})
         return {row["position"]: _context_from(row) for row in found}
 
-    async def lock_trades(self, templates: Iterable[Trade]) -> dict[TradeKey, Trade]:
+    async def lock_trades(self, templates: Iterable[TradeRow]) -> dict[TradeKey, TradeRow]:
         """``ReportRepository.lock_trade`` for trades of distinct (device, signal),
         locked in that order."""
         rows = [
@@ -417,15 +419,13 @@ class FillBatchRepository:
             for template in templates
         ]
         locked = await self.statements.rows(_LOCK_TRADES, {"trades": json_rows_value(rows)})
-        trades = (
-            Trade(**{column.key: row[column.key] for column in _TRADES.columns}) for row in locked
-        )
+        trades = (_trade_from(row) for row in locked)
         return {(trade.device_id, trade.signal_id): trade for trade in trades}
 
     async def write(
         self,
-        reports: Sequence[ExecutionReport],
-        trades: Iterable[Trade],
+        reports: Sequence[ReportRow],
+        trades: Iterable[TradeRow],
         events: Sequence[AuditEvent],
         now: datetime,
     ) -> int:

@@ -19,7 +19,7 @@ from tradecast.audit.service import ActorType
 from tradecast.config import Settings
 from tradecast.db import Statements
 from tradecast.executions.errors import ReportIdReused, SignalNotDelivered
-from tradecast.executions.models import ExecutionReport, ExecutionType, Trade
+from tradecast.executions.models import ExecutionType, ReportRow, Trade, TradeRow
 from tradecast.executions.repository import (
     ReportContext,
     ReportRepository,
@@ -39,7 +39,7 @@ ReportIn = AckIn | FillIn | ErrorIn
 
 @dataclass(frozen=True)
 class Recorded:
-    report: ExecutionReport
+    report: ReportRow
     created: bool
 
 
@@ -89,7 +89,7 @@ async def record(
     device = Reporter(key.key_id, context.owner_id)
     signal = await _deliverable_signal(repo, device, body.signal_id, context, now)
     report = new_report(device, body, kind, digest, now)
-    trade: Trade | None = None
+    trade: TradeRow | None = None
     if isinstance(body, FillIn):
         trade = await repo.lock_trade(empty_trade(device, signal, now))
         report.trade_id = trade.id
@@ -134,7 +134,7 @@ class ReportedSignal:
     side: str
 
 
-def _replayed(existing: ExecutionReport, digest: str) -> Recorded:
+def _replayed(existing: ReportRow, digest: str) -> Recorded:
     if existing.fingerprint != digest:
         raise ReportIdReused(
             f"report_id {existing.report_id!r} was already used for a different report"
@@ -162,10 +162,10 @@ async def _deliverable_signal(
 
 def new_report(
     device: Reporter, body: ReportIn, kind: ExecutionType, digest: str, now: datetime
-) -> ExecutionReport:
+) -> ReportRow:
     fill = body if isinstance(body, FillIn) else None
     error = body if isinstance(body, ErrorIn) else None
-    return ExecutionReport(
+    return ReportRow(
         id=uuid.uuid4(),
         device_id=device.id,
         signal_id=body.signal_id,
@@ -182,10 +182,10 @@ def new_report(
     )
 
 
-def empty_trade(device: Reporter, signal: ReportedSignal, now: datetime) -> Trade:
+def empty_trade(device: Reporter, signal: ReportedSignal, now: datetime) -> TradeRow:
     """The row a (device, signal) trade starts from, before its first fill."""
     zero = Decimal(0)
-    return Trade(
+    return TradeRow(
         id=uuid.uuid4(),
         user_id=device.user_id,
         device_id=device.id,
@@ -203,7 +203,7 @@ def empty_trade(device: Reporter, signal: ReportedSignal, now: datetime) -> Trad
 
 
 def apply_fill(
-    settings: Settings, trade: Trade, signal: ReportedSignal, fill: FillIn, now: datetime
+    settings: Settings, trade: TradeRow, signal: ReportedSignal, fill: FillIn, now: datetime
 ) -> None:
     """Extend the (device, signal) trade: size summed, price size-weighted, exact."""
     trade.size = money.add(trade.size, fill.fill_size)

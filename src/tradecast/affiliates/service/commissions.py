@@ -18,6 +18,7 @@ from tradecast.affiliates.models import (
     AffiliateStatus,
     Commission,
     CommissionStatus,
+    EarnedCommission,
 )
 from tradecast.affiliates.repository import (
     CommissionRepository,
@@ -43,7 +44,7 @@ async def record_for_fill(
     execution_report_id: uuid.UUID,
     notional: Decimal,
     now: datetime,
-) -> Commission | None:
+) -> EarnedCommission | None:
     """The commission on one fill of ``user_id`` (notional: the fill's price × size ×
     contract size), or ``None`` when nobody referred the user.
 
@@ -89,7 +90,7 @@ class WindowNotRead(Exception):
 
 async def record_for_fills(
     statements: Statements, settings: Settings, fills: Sequence[FillEarning], now: datetime
-) -> list[Commission | None]:
+) -> list[EarnedCommission | None]:
     """``record_for_fill`` for a batch of fills made at one instant, as if recorded
     one after another in the given order (PostgreSQL): each fill's commission or
     ``None``, in that order. Not logged: the caller logs each once committed.
@@ -135,7 +136,7 @@ async def record_for_fills(
         if user_id in found
     }
     running = {referrer.affiliate_id: referrer.running for referrer in referrers.values()}
-    recorded: list[Commission | None] = []
+    recorded: list[EarnedCommission | None] = []
     for fill in fills:
         referrer = referrers.get(fill.user_id)
         referral = found.get(fill.user_id)
@@ -168,11 +169,11 @@ def _earned(
     move: volume.Move,
     read: Decimal,
     now: datetime,
-) -> tuple[Commission, volume.RunningVolume]:
+) -> tuple[EarnedCommission, volume.RunningVolume]:
     """The commission on ``fill`` and the affiliate's running volume with it: the
     fill's own notional counts towards its tier."""
     tier = tier_for(settings.affiliate_tiers, money.add(move.volume(read), fill.notional))
-    commission = Commission(
+    commission = EarnedCommission(
         id=uuid.uuid4(),
         affiliate_id=affiliate.affiliate_id,
         referral_id=referral.referral_id,
@@ -190,7 +191,7 @@ def _earned(
     return commission, move.stored(read, earned)
 
 
-def logged(commission: Commission) -> None:
+def logged(commission: EarnedCommission) -> None:
     """The log line of a recorded commission."""
     logger.info(
         "commission recorded",
