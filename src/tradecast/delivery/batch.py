@@ -24,10 +24,12 @@ Decisions:
   in (device, signal) order, so two batches cannot deadlock each other, and
   an ACK (device row, then that device's delivery) never waits on a batch
   that waits on it.
-- **Gathering**: the first woken poll opens a batch and yields to the event
-  loop once before it runs, so the polls woken by the same notification
-  join it; later ones start the next batch. At most ``concurrency`` batches
-  run at once, each on one pooled connection.
+- **Gathering** (``kit.batching.TurnBatcher``): the first woken poll opens a
+  batch and yields to the event loop once before it runs, so the polls woken
+  by the same notification join it. At most ``concurrency`` batches run at
+  once, each on one pooled connection; polls woken while they all run wait
+  for a free one, and the next batch takes every one waiting (up to
+  ``batch_size``).
 - A device deleted while it waited is answered with None (its request then
   answers 401 ``key_inactive``), as its own look would have been.
 - On SQLite the batch runs the per-device statements in one transaction.
@@ -65,6 +67,7 @@ from tradecast.delivery.repository import (
 )
 from tradecast.devices.models import Device
 from tradecast.kit import clock
+from tradecast.kit.batching import TurnBatcher
 from tradecast.signals.models import Signal
 from tradecast.signals.schemas import SignalFields
 from tradecast.users.models import DeliveryMode, User
@@ -165,14 +168,10 @@ async def deliver_batch(
     return answers
 
 
-class DeliveryBatcher:
+class DeliveryBatcher(TurnBatcher[_Ask]):
     def __init__(self, db: Database, *, batch_size: int = 500, concurrency: int = 4) -> None:
+        super().__init__(batch_size=batch_size, concurrency=concurrency)
         self.db = db
-        self.batch_size = batch_size
-        self._asks: list[_Ask] = []
-        self._slots = asyncio.Semaphore(concurrency)
-        self._running: set[asyncio.Task[None]] = set()
-        self._gathering = False
 
     async def deliver(
         self, device_id: uuid.UUID, owner_id: uuid.UUID, limit: int
@@ -180,52 +179,33 @@ class DeliveryBatcher:
         """The device's pending signals, delivered; None if the device is no longer active."""
         loop = asyncio.get_running_loop()
         answer: asyncio.Future[Sequence[SignalFields] | None] = loop.create_future()
-        self._asks.append(_Ask(device_id, owner_id, limit, answer))
-        if not self._gathering:
-            self._gathering = True
-            self._start(self._gather())
+        self.submit(_Ask(device_id, owner_id, limit, answer))
         return await answer
 
-    def _start(self, work: Any) -> None:
-        task: asyncio.Task[None] = asyncio.create_task(work)
-        self._running.add(task)
-        task.add_done_callback(self._running.discard)
+    def abandon(self, items: list[_Ask]) -> None:
+        # The app stopping with woken polls waiting: they get no answer.
+        for ask in items:
+            ask.answer.cancel()
 
-    async def _gather(self) -> None:
-        # One turn of the loop: the polls woken by the same notification join in.
-        await asyncio.sleep(0)
-        self._gathering = False
-        while self._asks:
-            batch, self._asks = self._asks[: self.batch_size], self._asks[self.batch_size :]
-            await self._slots.acquire()
-            self._start(self._run(batch))
-
-    async def _run(self, batch: list[_Ask]) -> None:
+    async def run(self, batch: list[_Ask]) -> None:
+        live = [ask for ask in batch if not ask.answer.done()]  # cancelled: client left
+        if not live:
+            return
+        # One question per device: two polls held by one device share one look.
+        limits: dict[uuid.UUID, tuple[uuid.UUID, int]] = {}
+        for ask in live:
+            _, limit = limits.get(ask.device_id, (ask.owner_id, 0))
+            limits[ask.device_id] = (ask.owner_id, max(limit, ask.limit))
+        asks = [(device, owner, limit) for device, (owner, limit) in limits.items()]
         try:
-            live = [ask for ask in batch if not ask.answer.done()]  # cancelled: client left
-            if not live:
-                return
-            # One question per device: two polls held by one device share one look.
-            limits: dict[uuid.UUID, tuple[uuid.UUID, int]] = {}
-            for ask in live:
-                _, limit = limits.get(ask.device_id, (ask.owner_id, 0))
-                limits[ask.device_id] = (ask.owner_id, max(limit, ask.limit))
-            asks = [(device, owner, limit) for device, (owner, limit) in limits.items()]
-            try:
-                async with self.db.sessionmaker() as session, session.begin():
-                    answers = await deliver_batch(session, asks, clock.utcnow())
-            except Exception as exc:
-                for ask in live:
-                    if not ask.answer.done():
-                        ask.answer.set_exception(exc)
-                return
+            async with self.db.sessionmaker() as session, session.begin():
+                answers = await deliver_batch(session, asks, clock.utcnow())
+        except Exception as exc:
             for ask in live:
                 if not ask.answer.done():
-                    signals = answers.get(ask.device_id)
-                    ask.answer.set_result(None if signals is None else signals[: ask.limit])
-        finally:
-            self._slots.release()
-
-    async def stop(self) -> None:
-        if self._running:
-            await asyncio.wait(self._running, timeout=5)
+                    ask.answer.set_exception(exc)
+            return
+        for ask in live:
+            if not ask.answer.done():
+                signals = answers.get(ask.device_id)
+                ask.answer.set_result(None if signals is None else signals[: ask.limit])

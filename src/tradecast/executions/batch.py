@@ -32,15 +32,15 @@ Decisions:
   reports, deliveries and trade figures, then the affiliates in id order. A
   single fill takes the same kinds of lock in the same order (trade, report,
   delivery, affiliate), and two batches take each kind in one global order.
-- **Gathering**: the first fill to arrive schedules the batch for the next turn
-  of the event loop; the fills that arrive meanwhile join it. At most
-  ``concurrency`` batches run at once; fills that arrive while they all run wait
-  for the next, which takes every one waiting (at most ``batch_size``). One
-  batch at a time per process by default: with two, a process's batches
-  waited on each other's affiliate locks and held fewer fills each; two
-  workers recorded 1,221–1,268 fills/s with two and 1,453–1,646/s with one,
-  alternating runs of ``python -m bench.ingest --workers 2``
-  (``docs/PERFORMANCE.md``).
+- **Gathering** (``kit.batching.TurnBatcher``): the first fill to arrive
+  schedules the batch for the next turn of the event loop; the fills that
+  arrive meanwhile join it. At most ``concurrency`` batches run at once; fills
+  that arrive while they all run wait for the next, which takes every one
+  waiting (at most ``batch_size``). One batch at a time per process by
+  default: with two, a process's batches waited on each other's affiliate
+  locks and held fewer fills each; two workers recorded 1,221–1,268 fills/s
+  with two and 1,453–1,646/s with one, alternating runs of
+  ``python -m bench.ingest --workers 2`` (``docs/PERFORMANCE.md``).
 - **The request's context stays the request's**: its audit event is made in the
   request (client address, request id), and the audit and commission log lines
   are written by the request once the batch has committed.
@@ -49,7 +49,6 @@ Decisions:
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -66,6 +65,7 @@ from tradecast.executions.models import ExecutionType, ReportRow, TradeRow
 from tradecast.executions.repository import FillBatchRepository, ReportContext, TradeKey
 from tradecast.executions.schemas import FillIn
 from tradecast.kit import clock
+from tradecast.kit.batching import TurnBatcher
 from tradecast.observability import Metrics
 from tradecast.signed.verification import SigningKey
 
@@ -151,7 +151,7 @@ def _plain(context: ReportContext) -> bool:
     )
 
 
-class FillBatcher:
+class FillBatcher(TurnBatcher[_Fill]):
     """Gathers a worker's fill reports into batches (``record_fills``)."""
 
     def __init__(
@@ -163,23 +163,16 @@ class FillBatcher:
         batch_size: int = BATCH_SIZE,
         concurrency: int = CONCURRENCY,
     ) -> None:
+        super().__init__(batch_size=batch_size, concurrency=concurrency)
         self.db = db
         self.settings = settings
         self.metrics = metrics
-        self.batch_size = batch_size
-        self._waiting: list[_Fill] = []
-        self._slots = asyncio.Semaphore(concurrency)
-        self._running: set[asyncio.Task[None]] = set()
-        self._gathering = False
 
     async def record(self, key: SigningKey, body: FillIn) -> service.Recorded | None:
         """The fill recorded in a batch, or None if it is to be recorded alone."""
         loop = asyncio.get_running_loop()
         fill = _Fill(key, body, service.audit_event(key.key_id, body), loop.create_future())
-        self._waiting.append(fill)
-        if not self._gathering:
-            self._gathering = True
-            self._start(self._gather())
+        self.submit(fill)
         batched = await fill.outcome
         if batched is None:
             return None
@@ -188,40 +181,19 @@ class FillBatcher:
             commissions.logged(batched.commission)
         return batched.recorded
 
-    def _start(self, work: object) -> None:
-        # A context of its own: the batch belongs to no one request.
-        task: asyncio.Task[None] = asyncio.create_task(
-            work,  # type: ignore[arg-type]
-            context=contextvars.Context(),
-        )
-        self._running.add(task)
-        task.add_done_callback(self._running.discard)
+    def abandon(self, items: list[_Fill]) -> None:
+        # The app stopping with fills waiting: each is recorded alone.
+        for fill in items:
+            if not fill.outcome.done():
+                fill.outcome.set_result(None)
 
-    async def _gather(self) -> None:
-        try:
-            # One turn of the loop: the fills that arrive with the first join it.
-            await asyncio.sleep(0)
-            while self._waiting:
-                await self._slots.acquire()
-                batch = self._waiting[: self.batch_size]
-                del self._waiting[: self.batch_size]
-                self._start(self._run(batch))
-        finally:
-            self._gathering = False
-            # Cancelled (the app stopping) with fills waiting: each is recorded alone.
-            waiting, self._waiting = self._waiting, []
-            for fill in waiting:
-                if not fill.outcome.done():
-                    fill.outcome.set_result(None)
-
-    async def _run(self, batch: list[_Fill]) -> None:
+    async def run(self, batch: list[_Fill]) -> None:
         live = [fill for fill in batch if not fill.outcome.done()]  # the client left
         recorded: dict[int, _Batched] = {}
         try:
             if live:
                 recorded = await self._attempts(live)
         finally:
-            self._slots.release()
             # Cancelled (shutting down) or failed: each fill left is recorded alone.
             for position, fill in enumerate(live):
                 if not fill.outcome.done():
@@ -256,7 +228,3 @@ class FillBatcher:
             return await record_fills(
                 DriverStatements(connection), self.settings, fills, clock.utcnow()
             )
-
-    async def stop(self) -> None:
-        if self._running:
-            await asyncio.wait(self._running, timeout=5)
