@@ -22,6 +22,7 @@ from sqlalchemy import (
     MetaData,
     Numeric,
     String,
+    Table,
     Text,
     Uuid,
     bindparam,
@@ -29,10 +30,12 @@ from sqlalchemy import (
     event,
     func,
     make_url,
+    select,
 )
 from sqlalchemy import (
     cast as sql_cast,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.engine import Dialect
@@ -370,6 +373,26 @@ def json_rows(name: str, columns: Sequence[ColumnClause[Any]], param: str) -> Ta
     """
     rows = func.jsonb_to_recordset(sql_cast(bindparam(param, type_=Text()), JSONB))
     return rows.table_valued(*columns).render_derived(name=name, with_types=True)
+
+
+def json_table_rows(table: Table, name: str, param: str) -> TableValuedAlias:
+    """``json_rows`` with every column of ``table``, its rows made by ``json_row``."""
+    return json_rows(name, [typed(table_column) for table_column in table.columns], param)
+
+
+def json_row(table: Table, value: object) -> dict[str, Any]:
+    """``value``'s attributes named like ``table``'s columns, as one of
+    ``json_table_rows``' rows."""
+    return {table_column.name: getattr(value, table_column.key) for table_column in table.columns}
+
+
+def insert_rows(table: Table, rows: TableValuedAlias, *order_by: Any) -> postgresql.Insert:
+    """PostgreSQL: an insert into ``table`` of every row of ``rows``
+    (``json_table_rows``), in ``order_by``'s order if given (the order its rows,
+    and their locks, are taken in)."""
+    names = [table_column.name for table_column in table.columns]
+    chosen = select(*(rows.c[name] for name in names)).order_by(*order_by)
+    return postgresql.insert(table).from_select(names, chosen)
 
 
 def _json_default(value: object) -> str:

@@ -42,8 +42,11 @@ from tradecast.db import (
     SessionStatements,
     Statements,
     UTCDateTime,
+    insert_rows,
+    json_row,
     json_rows,
     json_rows_value,
+    json_table_rows,
     typed,
 )
 from tradecast.kit.money import ZERO
@@ -133,7 +136,7 @@ def _referrals_and_volumes() -> Select[Any]:
 
 def _record_commissions() -> Insert:
     """Many commissions, and their affiliates' running volumes, in one statement."""
-    given = json_rows("given", [typed(column) for column in _COMMISSIONS.columns], "commissions")
+    given = json_table_rows(_COMMISSIONS, "given", "commissions")
     volumes = json_rows(
         "volumes",
         [typed(_AFFILIATES.c.id), typed(_AFFILIATES.c.volume), typed(_AFFILIATES.c.volume_after)],
@@ -145,12 +148,7 @@ def _record_commissions() -> Insert:
         .values(volume=volumes.c.volume, volume_after=volumes.c.volume_after)
         .cte("moved")
     )
-    names = [column.name for column in _COMMISSIONS.columns]
-    return (
-        insert(_COMMISSIONS)
-        .from_select(names, select(*(given.c[name] for name in names)))
-        .add_cte(moved)
-    )
+    return insert_rows(_COMMISSIONS, given).add_cte(moved)
 
 
 _REFERRALS_AND_VOLUMES = DriverStatement(_referrals_and_volumes())
@@ -520,13 +518,7 @@ class FillCommissionRepository:
         """Store ``commissions`` and each affiliate's running volume (PostgreSQL)."""
         values = {
             "commissions": json_rows_value(
-                [
-                    {
-                        column.name: getattr(commission, column.key)
-                        for column in _COMMISSIONS.columns
-                    }
-                    for commission in commissions
-                ]
+                [json_row(_COMMISSIONS, commission) for commission in commissions]
             ),
             "volumes": json_rows_value(
                 [

@@ -38,8 +38,11 @@ from tradecast.db import (
     DriverStatement,
     Statements,
     UTCDateTime,
+    insert_rows,
+    json_row,
     json_rows,
     json_rows_value,
+    json_table_rows,
     typed,
 )
 from tradecast.delivery.models import Delivery
@@ -184,8 +187,6 @@ _WRITE_AT_ONCE = {kind: _write_at_once(kind) for kind in ExecutionType}
 
 # A batch of fills (``FillBatchRepository``, PostgreSQL only): each statement takes
 # the whole batch in one bind parameter, as JSON rows (``db.json_rows``).
-_REPORT_ROWS = [typed(column) for column in _REPORTS.columns]
-_TRADE_ROWS = [typed(column) for column in _TRADES.columns]
 
 
 def _batch_context() -> Select[Any]:
@@ -210,14 +211,9 @@ def _batch_context() -> Select[Any]:
 def _lock_trades() -> Insert:
     """``_LOCK_TRADE`` for many trades, taken in (device, signal) order: two
     batches lock their common trades in the same order and cannot deadlock."""
-    given = json_rows("given", _TRADE_ROWS, "trades")
-    names = [column.name for column in _TRADES.columns]
-    ordered = select(*(given.c[name] for name in names)).order_by(
-        given.c.device_id, given.c.signal_id
-    )
+    given = json_table_rows(_TRADES, "given", "trades")
     return (
-        postgresql.insert(_TRADES)
-        .from_select(names, ordered)
+        insert_rows(_TRADES, given, given.c.device_id, given.c.signal_id)
         .on_conflict_do_update(
             index_elements=["device_id", "signal_id"], set_={"updated_at": _TRADES.c.updated_at}
         )
@@ -231,11 +227,9 @@ def _write_fills() -> Select[Any]:
     figures (rows locked by ``_lock_trades``) and their audit events. Returns how
     many reports were stored: fewer than given means a copy of one was stored
     meanwhile, and the caller rolls the whole batch back."""
-    reports = json_rows("reports", _REPORT_ROWS, "reports")
-    names = [column.name for column in _REPORTS.columns]
+    reports = json_table_rows(_REPORTS, "reports", "reports")
     inserted = (
-        postgresql.insert(_REPORTS)
-        .from_select(names, select(*(reports.c[name] for name in names)))
+        insert_rows(_REPORTS, reports)
         .on_conflict_do_nothing(index_elements=["device_id", "report_id"])
         .returning(_REPORTS.c.id)
         .cte("inserted")
@@ -414,10 +408,7 @@ class FillBatchRepository:
     async def lock_trades(self, templates: Iterable[TradeRow]) -> dict[TradeKey, TradeRow]:
         """``ReportRepository.lock_trade`` for trades of distinct (device, signal),
         locked in that order."""
-        rows = [
-            {column.name: getattr(template, column.key) for column in _TRADES.columns}
-            for template in templates
-        ]
+        rows = [json_row(_TRADES, template) for template in templates]
         locked = await self.statements.rows(_LOCK_TRADES, {"trades": json_rows_value(rows)})
         trades = (_trade_from(row) for row in locked)
         return {(trade.device_id, trade.signal_id): trade for trade in trades}
@@ -433,12 +424,7 @@ class FillBatchRepository:
         the audit events; how many reports were stored (all, unless a copy of one
         was stored meanwhile)."""
         values = {
-            "reports": json_rows_value(
-                [
-                    {column.name: getattr(report, column.key) for column in _REPORTS.columns}
-                    for report in reports
-                ]
-            ),
+            "reports": json_rows_value([json_row(_REPORTS, report) for report in reports]),
             "figures": json_rows_value(
                 [
                     {"id": trade.id, **{name: getattr(trade, name) for name in _RUNNING_FIGURES}}
