@@ -49,7 +49,11 @@ async def _report(
     settings: Settings,
     response: Response,
 ) -> ExecutionOut:
-    recorded = await service.record(statements, settings, key, body)
+    return _answered(await service.record(statements, settings, key, body), response)
+
+
+def _answered(recorded: service.Recorded, response: Response) -> ExecutionOut:
+    """201 for a report stored now, 200 for a replay of a stored one."""
     if not recorded.created:
         response.status_code = status.HTTP_200_OK
     return ExecutionOut.model_validate(recorded.report)
@@ -99,9 +103,7 @@ async def fill(
     if recorded is None:
         async with statements_transaction(request.app.state.db, request) as statements:
             recorded = await service.record(statements, settings, key, body)
-    if not recorded.created:
-        response.status_code = status.HTTP_200_OK
-    return ExecutionOut.model_validate(recorded.report)
+    return _answered(recorded, response)
 
 
 @router.post(

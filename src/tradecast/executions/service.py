@@ -94,7 +94,7 @@ async def record(
         trade = await repo.lock_trade(empty_trade(device, signal, now))
         report.trade_id = trade.id
         apply_fill(settings, trade, signal, body, now)
-    event = audit_event(device.id, body) if kind is not ExecutionType.ACK else None
+    event = None if isinstance(body, AckIn) else audit_event(device.id, body)
     if not await repo.write(report, trade=trade, event=event, now=now):
         # A concurrent copy won the insert; it has committed, so it can be read now.
         winner = await repo.stored(device.id, body.report_id)
@@ -227,7 +227,7 @@ async def trades_of(
     return await TradeRepository(session).page_for_user(user.id, criteria, page)
 
 
-def audit_event(device_id: uuid.UUID, body: FillIn | ErrorIn | AckIn) -> AuditEvent:
+def audit_event(device_id: uuid.UUID, body: FillIn | ErrorIn) -> AuditEvent:
     """The audit event of a new fill or error report, in the reporting request's
     context (its client address and request id)."""
     kind = _kind(body)
@@ -237,7 +237,7 @@ def audit_event(device_id: uuid.UUID, body: FillIn | ErrorIn | AckIn) -> AuditEv
             fill_price=decimal_text(body.fill_price), fill_size=decimal_text(body.fill_size)
         )
     else:
-        metadata.update(status_code=body.status_code if isinstance(body, ErrorIn) else None)
+        metadata.update(status_code=body.status_code)
     return audit.event(
         f"execution.{kind.value}",
         actor_type=ActorType.DEVICE,
