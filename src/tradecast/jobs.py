@@ -2,16 +2,21 @@
 
 Every job is safe to run in several processes at once (its writes are
 conditional updates or guarded by constraints), so N server processes need no
-leader election.
+leader election. On PostgreSQL the jobs that scan tables (reconciliation,
+expiry) still run in one process at a time: each run takes the job's
+transaction-scoped advisory lock, and a process that finds it taken skips that
+tick, so N workers do not repeat the same scan and writes every interval.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import zlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tradecast.config import Settings
@@ -72,20 +77,39 @@ async def run_once(job: Job) -> int:
 
 
 def _in_transaction(
-    db: Database, work: Callable[[AsyncSession], Awaitable[int]]
+    db: Database, name: str, work: Callable[[AsyncSession], Awaitable[int]]
 ) -> Callable[[], Awaitable[int]]:
     async def run() -> int:
         async with db.sessionmaker() as session, session.begin():
+            if not await _claimed(session, name):
+                return 0
             return await work(session)
 
     return run
+
+
+def job_lock_key(name: str) -> int:
+    """The advisory lock key of job ``name``: the same in every process."""
+    return zlib.crc32(f"tradecast.job.{name}".encode())
+
+
+async def _claimed(session: AsyncSession, name: str) -> bool:
+    """Whether this process runs job ``name`` now. On PostgreSQL another process
+    may hold it, running the same work; the lock ends with the transaction. SQLite
+    serves one process, whose write lock already orders everything."""
+    if session.get_bind().dialect.name != "postgresql":
+        return True
+    claimed = await session.scalar(select(func.pg_try_advisory_xact_lock(job_lock_key(name))))
+    return bool(claimed)
 
 
 def reconciliation_job(db: Database, settings: Settings) -> Job:
     return Job(
         "reconcile",
         settings.reconcile_interval_s,
-        _in_transaction(db, lambda session: _count(reconciliation.reconcile(session, settings))),
+        _in_transaction(
+            db, "reconcile", lambda session: _count(reconciliation.reconcile(session, settings))
+        ),
     )
 
 
@@ -102,7 +126,9 @@ def maintenance_jobs(db: Database, nonces: NonceStore) -> list[Job]:
         Job(
             "expire_signals",
             MAINTENANCE_INTERVAL_S,
-            _in_transaction(db, lambda session: signals.expire_due(session, clock.utcnow())),
+            _in_transaction(
+                db, "expire_signals", lambda session: signals.expire_due(session, clock.utcnow())
+            ),
         ),
         Job("prune_nonces", MAINTENANCE_INTERVAL_S, lambda: nonces.prune(clock.utcnow())),
     ]

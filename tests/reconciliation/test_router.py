@@ -4,6 +4,8 @@ import asyncio
 from datetime import timedelta
 from typing import Any
 
+import pytest
+
 from tests.desk import Desk, Terminal
 from tests.helpers import LoggedIn, assert_problem
 from tradecast.kit import clock
@@ -192,3 +194,86 @@ async def test_new_issue_is_written_to_the_outbox(desk: Desk) -> None:
     assert event.payload["device_name"] == "Gold EA"
     assert event.payload["user_id"] == terminal.owner.id
     assert event.delivered_at is None  # no handler yet: it waits
+
+
+async def test_many_findings_are_recorded_in_chunks_each_once(
+    desk: Desk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tradecast.reconciliation import service
+
+    # Chunks of two, so five findings of two kinds cross chunk boundaries.
+    monkeypatch.setattr(service, "RECORD_CHUNK", 2)
+    silent = [await desk.terminal(name=f"Silent {n}") for n in range(3)]
+    failing = [await desk.terminal() for _ in range(2)]
+    signal = await desk.publish()
+    for terminal in [*silent, *failing]:
+        await terminal.poll()
+    for terminal in failing:
+        await terminal.error(signal["id"])
+    await later(desk, 61)
+
+    result = await run(desk)
+    assert result["created"]["missing_ack"] == 3
+    assert result["created"]["execution_error"] == 2
+    admin = await desk.admin()
+    found = await issues(desk, admin, limit="50")
+    assert sorted((issue["kind"], issue["device_id"]) for issue in found) == sorted(
+        [("missing_ack", t.id) for t in silent] + [("execution_error", t.id) for t in failing]
+    )
+    events = await outbox_events(desk)
+    assert sorted(event.payload["issue_id"] for event in events) == sorted(
+        issue["id"] for issue in found
+    )
+    assert {event.payload["device_name"] for event in events} >= {f"Silent {n}" for n in range(3)}
+    # Each terminal's owner sees only their own issue.
+    for terminal in silent:
+        (own,) = await issues(desk, terminal.owner)
+        assert own["device_id"] == terminal.id
+    assert (await run(desk))["total"] == 0
+    assert len(await outbox_events(desk)) == 5
+
+
+async def outbox_events(desk: Desk) -> list[Any]:
+    from sqlalchemy import select
+
+    from tradecast.db import Database
+    from tradecast.outbox.models import OutboxEvent
+
+    db = Database(desk.api.settings.resolved_database_url)
+    try:
+        async with db.sessionmaker() as session:
+            return list((await session.scalars(select(OutboxEvent))).all())
+    finally:
+        await db.dispose()
+
+
+@pytest.mark.postgres_only
+async def test_scheduled_reconciliation_runs_in_one_process_at_a_time(desk: Desk) -> None:
+    import asyncpg
+
+    from tradecast import jobs
+    from tradecast.db import Database
+
+    terminal = await desk.terminal()
+    signal = await desk.publish()
+    await terminal.poll()
+    await terminal.error(signal["id"])
+    db = Database(desk.api.settings.resolved_database_url)
+    other = await asyncpg.connect(
+        desk.api.settings.resolved_database_url.replace("postgresql+asyncpg", "postgresql")
+    )
+    try:
+        job = jobs.reconciliation_job(db, desk.api.settings)
+        # Another process is reconciling: this one skips its tick.
+        async with other.transaction():
+            await other.execute("SELECT pg_advisory_xact_lock($1)", jobs.job_lock_key("reconcile"))
+            assert await jobs.run_once(job) == 0
+            admin = await desk.admin()
+            assert await issues(desk, admin) == []
+        # The other run ended (its lock with its transaction): the next tick runs.
+        assert await jobs.run_once(job) == 1
+        (issue,) = await issues(desk, admin)
+        assert issue["kind"] == "execution_error"
+    finally:
+        await other.close()
+        await db.dispose()

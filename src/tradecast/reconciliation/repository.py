@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -29,6 +29,13 @@ def _no_issue(kind: IssueKind, signal_id: Any, device_id: Any) -> Any:
 
 
 @dataclass(frozen=True)
+class UnackedDelivery:
+    signal_id: uuid.UUID
+    device_id: uuid.UUID
+    first_delivered_at: datetime
+
+
+@dataclass(frozen=True)
 class IssueFilter:
     status: IssueStatus | None = None
     kind: IssueKind | None = None
@@ -39,13 +46,18 @@ class ReconciliationRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def unacked_deliveries(self, delivered_before: datetime) -> Sequence[Delivery]:
-        query = select(Delivery).where(
+    async def unacked_deliveries(self, delivered_before: datetime) -> Sequence[UnackedDelivery]:
+        """The deliveries' keys and times only: after an outage there can be tens of
+        thousands, and ORM instances of them cost more than the run's writes."""
+        query = select(Delivery.signal_id, Delivery.device_id, Delivery.first_delivered_at).where(
             Delivery.settled_at.is_(None),
             Delivery.first_delivered_at <= delivered_before,
             _no_issue(IssueKind.MISSING_ACK, Delivery.signal_id, Delivery.device_id),
         )
-        return (await self.session.scalars(query)).all()
+        return [
+            UnackedDelivery(signal_id, device_id, first_delivered_at)
+            for signal_id, device_id, first_delivered_at in await self.session.execute(query)
+        ]
 
     async def acks_without_fill(self, acked_before: datetime) -> Sequence[ExecutionReport]:
         """ACKs of market orders older than the cutoff with no fill or error after them."""
@@ -100,24 +112,33 @@ class ReconciliationRepository:
         )
         return [(row[0], row[1]) for row in (await self.session.execute(query)).all()]
 
-    async def insert_issue(self, issue: ReconciliationIssue) -> bool:
-        """Store unless (signal, device, kind) exists; True if this call created it.
+    async def insert_issues(self, rows: Sequence[dict[str, Any]]) -> set[uuid.UUID]:
+        """Store each issue unless its (signal, device, kind) exists, in one statement;
+        the ids of those this call created.
 
         The unique constraint, not this process, decides: two servers running the
-        job at once cannot both create the issue.
+        job at once cannot both create an issue. Callers pass the rows in one order
+        (``ISSUE_ORDER``), so two runs inserting the same keys wait for each other
+        in that order instead of deadlocking.
         """
+        if not rows:
+            return set()
         dialect = sqlite if self.session.get_bind().dialect.name == "sqlite" else postgresql
-        values = {c.key: getattr(issue, c.key) for c in ReconciliationIssue.__table__.columns}
         statement = (
             dialect.insert(ReconciliationIssue)
-            .values(values)
             .on_conflict_do_nothing(index_elements=["signal_id", "device_id", "kind"])
             .returning(ReconciliationIssue.id)
         )
-        return (await self.session.execute(statement)).first() is not None
+        # Many rows of one compiled statement: SQLAlchemy sends them as multi-row VALUES.
+        return set((await self.session.scalars(statement, list(rows))).all())
 
-    async def device_with_owner(self, device_id: uuid.UUID) -> Device | None:
-        return await self.session.get(Device, device_id)
+    async def devices_by_id(self, device_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Device]:
+        query = select(Device).where(Device.id.in_(set(device_ids)))
+        return {device.id: device for device in await self.session.scalars(query)}
+
+    async def signals_by_id(self, signal_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Signal]:
+        query = select(Signal).where(Signal.id.in_(set(signal_ids)))
+        return {signal.id: signal for signal in await self.session.scalars(query)}
 
     async def get(
         self, issue_id: uuid.UUID, *, for_update: bool = False

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tradecast.audit import service as audit
 from tradecast.audit.service import ActorType
 from tradecast.config import Settings
+from tradecast.devices.models import Device
 from tradecast.executions.quality import slippage_pct
 from tradecast.kit import clock
 from tradecast.kit.decimals import decimal_text
@@ -38,6 +39,9 @@ ISSUE_OPENED = "reconciliation.issue_opened"
 # Fills older than this are not re-examined for slippage or size: the job runs
 # every few seconds, so a week covers any outage the service would survive.
 FILL_LOOKBACK = timedelta(days=7)
+# Issues stored per statement: a few hundred rows of seven columns stay well
+# inside SQLite's limit of bound parameters.
+RECORD_CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -59,10 +63,7 @@ async def reconcile(session: AsyncSession, settings: Settings) -> dict[IssueKind
         *await _slippage(repo, settings, now),
         *await _size_mismatches(repo, settings, now),
     ]
-    created: dict[IssueKind, int] = dict.fromkeys(IssueKind, 0)
-    for finding in findings:
-        if await _record(session, repo, finding, now):
-            created[finding.kind] += 1
+    created = await _record_all(repo, findings, now)
     if any(created.values()):
         logger.info("reconciliation found issues", extra={"issues_created": sum(created.values())})
     return created
@@ -169,39 +170,72 @@ async def _size_mismatches(
     ]
 
 
-async def _record(
-    session: AsyncSession, repo: ReconciliationRepository, finding: Finding, now: datetime
-) -> bool:
-    issue = ReconciliationIssue(
-        id=uuid.uuid4(),
-        signal_id=finding.signal_id,
-        device_id=finding.device_id,
-        kind=finding.kind,
-        status=IssueStatus.OPEN,
-        detail=finding.detail,
-        created_at=now,
+async def _record_all(
+    repo: ReconciliationRepository, findings: Sequence[Finding], now: datetime
+) -> dict[IssueKind, int]:
+    """Store the findings as issues and announce each new one; how many of each
+    kind were created.
+
+    A few statements per ``RECORD_CHUNK`` findings, not per finding: after an
+    outage a run can find tens of thousands (every delivery the terminals did not
+    ACK meanwhile), and one round trip per issue kept a worker busy for a minute.
+    The findings go in one order, so runs that overlap wait, not deadlock.
+    """
+    created: dict[IssueKind, int] = dict.fromkeys(IssueKind, 0)
+    ordered = sorted(findings, key=_issue_key)
+    for start in range(0, len(ordered), RECORD_CHUNK):
+        chunk = ordered[start : start + RECORD_CHUNK]
+        rows = [_issue_row(finding, now) for finding in chunk]
+        inserted = await repo.insert_issues(rows)
+        new = [
+            (row, finding)
+            for row, finding in zip(rows, chunk, strict=True)
+            if row["id"] in inserted
+        ]
+        devices = await repo.devices_by_id(finding.device_id for _, finding in new)
+        signals = await repo.signals_by_id(finding.signal_id for _, finding in new)
+        for row, finding in new:
+            created[finding.kind] += 1
+            device, signal = devices.get(finding.device_id), signals.get(finding.signal_id)
+            if device is not None and signal is not None:
+                _announce(repo.session, row["id"], finding, device, signal)
+    return created
+
+
+def _issue_key(finding: Finding) -> tuple[str, str, str]:
+    return (str(finding.signal_id), str(finding.device_id), finding.kind.value)
+
+
+def _issue_row(finding: Finding, now: datetime) -> dict[str, Any]:
+    return {
+        "id": uuid.uuid4(),
+        "signal_id": finding.signal_id,
+        "device_id": finding.device_id,
+        "kind": finding.kind,
+        "status": IssueStatus.OPEN,
+        "detail": finding.detail,
+        "created_at": now,
+    }
+
+
+def _announce(
+    session: AsyncSession, issue_id: uuid.UUID, finding: Finding, device: Device, signal: Signal
+) -> None:
+    outbox.emit(
+        session,
+        ISSUE_OPENED,
+        {
+            "issue_id": str(issue_id),
+            "user_id": str(device.user_id),
+            "device_id": str(device.id),
+            "device_name": device.device_name,
+            "signal_id": str(signal.id),
+            "instrument": signal.instrument,
+            "side": signal.side.value,
+            "kind": finding.kind.value,
+            "detail": finding.detail,
+        },
     )
-    if not await repo.insert_issue(issue):
-        return False
-    device = await repo.device_with_owner(finding.device_id)
-    signal = await session.get(Signal, finding.signal_id)
-    if device is not None and signal is not None:
-        outbox.emit(
-            session,
-            ISSUE_OPENED,
-            {
-                "issue_id": str(issue.id),
-                "user_id": str(device.user_id),
-                "device_id": str(device.id),
-                "device_name": device.device_name,
-                "signal_id": str(signal.id),
-                "instrument": signal.instrument,
-                "side": signal.side.value,
-                "kind": finding.kind.value,
-                "detail": finding.detail,
-            },
-        )
-    return True
 
 
 async def run_by_admin(
