@@ -134,7 +134,9 @@ DROP TABLE history;
 """
 
 
-async def seed(dsn: str, shape: Shape) -> None:
+async def seed(dsn: str, shape: Shape, *, vacuum: bool = True) -> None:
+    """Fill the database; ``vacuum=False`` leaves ``vacuum_analyze`` to the caller,
+    for data it adds first."""
     # Only integers from Shape are formatted in; nothing here comes from outside.
     values = asdict(shape)
     values["referrals"] = REFERRALS_SQL.format(**values) if shape.referrals else ""
@@ -143,10 +145,18 @@ async def seed(dsn: str, shape: Shape) -> None:
     connection = await asyncpg.connect(dsn)
     try:
         await connection.execute(script)
-        # As on a service that has been up: autovacuum has visited the bulk-loaded
-        # tables, so their statistics are current and their visibility maps set
-        # (index-only scans need the latter). VACUUM runs outside the script's
-        # transaction.
+    finally:
+        await connection.close()
+    if vacuum:
+        await vacuum_analyze(dsn)
+
+
+async def vacuum_analyze(dsn: str) -> None:
+    """As on a service that has been up: autovacuum has visited the bulk-loaded
+    tables, so their statistics are current and their visibility maps set
+    (index-only scans need the latter). VACUUM runs outside any transaction."""
+    connection = await asyncpg.connect(dsn)
+    try:
         await connection.execute("VACUUM (ANALYZE)")
     finally:
         await connection.close()
