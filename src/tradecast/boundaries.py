@@ -13,6 +13,7 @@ stopped as it arrives. Both answer a 413 problem.
 from __future__ import annotations
 
 import email.message
+import functools
 import json
 from typing import Any
 
@@ -101,7 +102,11 @@ class BodyLimit:
         return 0
 
 
-def _is_json(content_type: str) -> bool:
+@functools.lru_cache(maxsize=64)
+def is_json_media_type(content_type: str) -> bool:
+    """``application/json`` or ``application/<anything>+json``, parameters aside,
+    as FastAPI decides whether to parse a body (a client sends the same one all
+    day: each is decided once)."""
     message = email.message.Message()
     message["content-type"] = content_type
     subtype = message.get_content_subtype()
@@ -124,7 +129,7 @@ async def require_json_body(request: Request) -> None:
         "transfer-encoding" in request.headers
     )
     content_type = request.headers.get("content-type", "")
-    if has_body and not _is_json(content_type):
+    if has_body and not is_json_media_type(content_type):
         raise UnsupportedMediaType(
             f"Send the body as application/json, not {content_type or 'without a Content-Type'}"
         )

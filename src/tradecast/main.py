@@ -27,6 +27,7 @@ from tradecast.delivery.wakeups import WakeupHub
 from tradecast.devices.router import router as devices_router
 from tradecast.errors import install_error_handlers
 from tradecast.executions.batch import FillBatcher
+from tradecast.executions.endpoint import report_routes
 from tradecast.executions.router import router as executions_router
 from tradecast.health.router import router as health_router
 from tradecast.jobs import Scheduler, maintenance_jobs, outbox_job, reconciliation_job
@@ -160,8 +161,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         trusted_proxies=settings.trusted_proxies,
     )
     # Routes are matched in order: the devices' endpoints, called all day, come first,
-    # and the poll as a plain ASGI route ahead of its OpenAPI declaration.
+    # the poll and the reports as plain ASGI routes ahead of their OpenAPI declarations.
     app.router.routes.append(PollRoute())
+    app.router.routes.extend(report_routes())
     app.include_router(delivery_router)
     app.include_router(executions_router)
     app.include_router(health_router)

@@ -3,16 +3,14 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Query, status
 from pydantic import AwareDatetime
 
-from tradecast.config import AppSettings, Settings
-from tradecast.db import DbSession, DbStatements, Statements, statements_transaction
+from tradecast.db import DbSession
 from tradecast.devices.dependencies import SignedDeviceKey
 from tradecast.devices.errors import DeviceNotFound
 from tradecast.errors import Unauthorized, UnprocessableEntity, responses_for
 from tradecast.executions import quality, service
-from tradecast.executions.batch import FillBatcher
 from tradecast.executions.errors import ReportIdReused, SignalNotDelivered
 from tradecast.executions.repository import TradeFilter
 from tradecast.executions.schemas import (
@@ -28,7 +26,6 @@ from tradecast.kit.decimals import ExactJSONRoute
 from tradecast.kit.pagination import Page, Pagination
 from tradecast.signals.errors import SignalNotFound
 from tradecast.signed.errors import SIGNED_REQUEST_ERRORS
-from tradecast.signed.verification import SigningKey
 from tradecast.users.dependencies import AdminUser, CurrentUser
 from tradecast.users.errors import AdminRequired
 
@@ -42,43 +39,24 @@ _REPLAYED: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def _report(
-    body: AckIn | FillIn | ErrorIn,
-    key: SigningKey,
-    statements: Statements,
-    settings: Settings,
-    response: Response,
-) -> ExecutionOut:
-    return _answered(await service.record(statements, settings, key, body), response)
+# The reports are served by ``executions.endpoint.ReportRoute`` (``main.py`` routes
+# their paths there first), which takes the steps these signatures declare without
+# FastAPI's request handling. These declarations give their OpenAPI entries.
+_NOT_REACHED = "served by executions.endpoint.ReportRoute"
 
 
-def _answered(recorded: service.Recorded, response: Response) -> ExecutionOut:
-    """201 for a report stored now, 200 for a replay of a stored one."""
-    if not recorded.created:
-        response.status_code = status.HTTP_200_OK
-    return ExecutionOut.model_validate(recorded.report)
-
-
-# The signature is verified (``SignedDeviceKey``) before the unit of work takes its
-# connection; the service then checks the device's row in that unit of work.
 @router.post(
     "/exec/ack",
     status_code=status.HTTP_201_CREATED,
     response_model=ExecutionOut,
     responses={**_REPORT_ERRORS, **_REPLAYED},
 )
-async def ack(
-    body: AckIn,
-    key: SignedDeviceKey,
-    statements: DbStatements,
-    settings: AppSettings,
-    response: Response,
-) -> ExecutionOut:
+async def ack(body: AckIn, key: SignedDeviceKey) -> ExecutionOut:
     """The device received the signal (device-signed). It leaves the device's poll.
 
     ``report_id`` is the idempotency key: the same report again answers 200 with the
     stored record; the same ``report_id`` with different content answers 409."""
-    return await _report(body, key, statements, settings, response)
+    raise NotImplementedError(_NOT_REACHED)  # pragma: no cover
 
 
 @router.post(
@@ -87,23 +65,10 @@ async def ack(
     response_model=ExecutionOut,
     responses={**_REPORT_ERRORS, **_REPLAYED},
 )
-async def fill(
-    body: FillIn,
-    key: SignedDeviceKey,
-    settings: AppSettings,
-    request: Request,
-    response: Response,
-) -> ExecutionOut:
+async def fill(body: FillIn, key: SignedDeviceKey) -> ExecutionOut:
     """A (partial) fill (device-signed). Each fill extends the device's trade on the signal:
     size summed, price size-weighted. Idempotent on ``report_id`` as for ACKs."""
-    # PostgreSQL: recorded in a batch with the fills that arrive with it
-    # (``executions.batch``); what a batch hands back is recorded alone.
-    batcher: FillBatcher | None = request.app.state.fill_batcher
-    recorded = await batcher.record(key, body) if batcher is not None else None
-    if recorded is None:
-        async with statements_transaction(request.app.state.db, request) as statements:
-            recorded = await service.record(statements, settings, key, body)
-    return _answered(recorded, response)
+    raise NotImplementedError(_NOT_REACHED)  # pragma: no cover
 
 
 @router.post(
@@ -112,16 +77,10 @@ async def fill(
     response_model=ExecutionOut,
     responses={**_REPORT_ERRORS, **_REPLAYED},
 )
-async def error(
-    body: ErrorIn,
-    key: SignedDeviceKey,
-    statements: DbStatements,
-    settings: AppSettings,
-    response: Response,
-) -> ExecutionOut:
+async def error(body: ErrorIn, key: SignedDeviceKey) -> ExecutionOut:
     """The device could not execute the signal (device-signed). It leaves the device's poll
     and becomes an ``execution_error`` reconciliation issue. Idempotent on ``report_id``."""
-    return await _report(body, key, statements, settings, response)
+    raise NotImplementedError(_NOT_REACHED)  # pragma: no cover
 
 
 @router.get(
