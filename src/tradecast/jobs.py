@@ -24,7 +24,6 @@ from tradecast.db import Database
 from tradecast.kit import clock
 from tradecast.outbox import service as outbox
 from tradecast.reconciliation import service as reconciliation
-from tradecast.reconciliation.models import IssueKind
 from tradecast.signals import service as signals
 from tradecast.signed.nonces import NonceStore
 
@@ -104,17 +103,20 @@ async def _claimed(session: AsyncSession, name: str) -> bool:
 
 
 def reconciliation_job(db: Database, settings: Settings) -> Job:
-    return Job(
-        "reconcile",
-        settings.reconcile_interval_s,
-        _in_transaction(
-            db, "reconcile", lambda session: _count(reconciliation.reconcile(session, settings))
-        ),
-    )
+    """Each process keeps how far its runs have examined the fills
+    (``reconciliation.Progress``), moved on only by a committed run."""
+    progress = reconciliation.Progress()
 
+    async def run() -> int:
+        started = clock.utcnow()
+        async with db.sessionmaker() as session, session.begin():
+            if not await _claimed(session, "reconcile"):
+                return 0
+            created = await reconciliation.reconcile(session, settings, progress)
+        progress.last_run_at = started
+        return sum(created.values())
 
-async def _count(created: Awaitable[dict[IssueKind, int]]) -> int:
-    return sum((await created).values())
+    return Job("reconcile", settings.reconcile_interval_s, run)
 
 
 def outbox_job(db: Database, handlers: Mapping[str, outbox.Handler]) -> Job:

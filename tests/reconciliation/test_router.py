@@ -277,3 +277,88 @@ async def test_scheduled_reconciliation_runs_in_one_process_at_a_time(desk: Desk
     finally:
         await other.close()
         await db.dispose()
+
+
+async def test_the_scheduled_job_finds_what_changed_after_its_earlier_runs(desk: Desk) -> None:
+    from tradecast import jobs
+    from tradecast.db import Database
+
+    db = Database(desk.api.settings.resolved_database_url)
+    # A fill timeout longer than the job's margin, so that forgetting the timeout
+    # in what a run looks at again would lose the short pair below.
+    settings = desk.api.settings.model_copy(update={"fill_timeout_s": 900})
+    job = jobs.reconciliation_job(db, settings)
+    try:
+        short = await desk.terminal()
+        exact = await desk.terminal()
+        sized = await desk.publish(volume="1.0")
+        for terminal in (short, exact):
+            await terminal.poll()
+            await terminal.ack(sized["id"])
+        await short.fill(sized["id"], "1.1", "0.4")
+        await exact.fill(sized["id"], "1.1", "1.0")
+        assert await jobs.run_once(job) == 0  # the fills are not quiet yet
+        await later(desk, 850)
+        assert await jobs.run_once(job) == 0
+        # Quiet since its last fill, the short pair is decided by a later run, though
+        # its fill came before the runs that looked at it.
+        await later(desk, 100)
+        assert await jobs.run_once(job) == 1
+        # A slippage that arrives between runs is found by the next one.
+        limit = await desk.publish(order_type="limit", entry_price="1.25")
+        await exact.poll()
+        await exact.ack(limit["id"])
+        await exact.fill(limit["id"], "1.258", "0.5")
+        await later(desk, 30)
+        assert await jobs.run_once(job) == 1
+        # A pair that gets another fill is looked at again, all its fills summed:
+        # the exact device's second fill overfills the sized signal.
+        await exact.fill(sized["id"], "1.1", "0.2")
+        await later(desk, 901)
+        assert await jobs.run_once(job) == 1
+        admin = await desk.admin()
+        found = {(issue["kind"], issue["device_id"]): issue for issue in await issues(desk, admin)}
+        assert set(found) == {
+            ("size_mismatch", short.id),
+            ("slippage", exact.id),
+            ("size_mismatch", exact.id),
+        }
+        assert found[("size_mismatch", exact.id)]["detail"]["filled_size"] == "1.2"
+        assert await jobs.run_once(job) == 0
+    finally:
+        await db.dispose()
+
+
+async def test_a_run_after_another_reads_only_pairs_with_newer_fills(desk: Desk) -> None:
+    from tradecast.db import Database
+    from tradecast.reconciliation.models import IssueKind
+    from tradecast.reconciliation.repository import ReconciliationRepository
+
+    old, recent = await desk.terminal(), await desk.terminal()
+    signal = await desk.publish(order_type="limit", entry_price="1.1")
+    # No entry price: its fills can never slip, and are never read for slippage.
+    unpriced = await desk.publish()
+    for terminal in (old, recent):
+        await terminal.poll()
+        await terminal.ack(signal["id"])
+    await old.fill(signal["id"], "1.1", "0.3")
+    await recent.fill(signal["id"], "1.1", "0.3")
+    await old.fill(unpriced["id"], "1.1", "0.3")
+    await later(desk, 600)
+    boundary = clock.utcnow()
+    await later(desk, 10)
+    await recent.fill(signal["id"], "1.1", "0.2")
+    db = Database(desk.api.settings.resolved_database_url)
+    try:
+        async with db.sessionmaker() as session:
+            repo = ReconciliationRepository(session)
+            week_ago = clock.utcnow() - timedelta(days=7)
+            everything = await repo.fills_to_check(IssueKind.SLIPPAGE, week_ago)
+            narrowed = await repo.fills_to_check(IssueKind.SLIPPAGE, week_ago, boundary)
+    finally:
+        await db.dispose()
+    assert sorted(str(fill.device_id) for fill, _ in everything) == sorted(
+        [old.id, recent.id, recent.id]
+    )
+    # Both of the recent pair's fills (its sum needs them), none of the old pair's.
+    assert [str(fill.device_id) for fill, _ in narrowed] == [recent.id, recent.id]

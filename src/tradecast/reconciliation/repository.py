@@ -28,6 +28,13 @@ def _no_issue(kind: IssueKind, signal_id: Any, device_id: Any) -> Any:
     )
 
 
+# The signal's field each fill check compares a fill with.
+_COMPARED_WITH: dict[IssueKind, Any] = {
+    IssueKind.SLIPPAGE: Signal.entry_price,
+    IssueKind.SIZE_MISMATCH: Signal.volume,
+}
+
+
 @dataclass(frozen=True)
 class UnackedDelivery:
     signal_id: uuid.UUID
@@ -93,23 +100,47 @@ class ReconciliationRepository:
         return (await self.session.scalars(query)).all()
 
     async def fills_to_check(
-        self, kind: IssueKind, since: datetime
+        self, kind: IssueKind, since: datetime, changed_after: datetime | None = None
     ) -> Sequence[tuple[ExecutionReport, Signal]]:
-        """Recent fills of (signal, device) pairs that do not have an issue of ``kind`` yet.
+        """Fills since ``since`` of (signal, device) pairs that do not have an issue of
+        ``kind`` yet; with ``changed_after``, only of pairs with a fill after it (the
+        other pairs were decided by an earlier run and have not changed since).
 
         The arithmetic (slippage, summed sizes) is done in Python on ``Decimal``:
         SQLite stores decimals as text, and SQL arithmetic there would go through floats.
         """
+        conditions = [
+            ExecutionReport.execution_type == ExecutionType.FILL,
+            ExecutionReport.created_at >= since,
+            # What the check compares against: a signal without it can never have
+            # the issue, and its fills were read again on every run.
+            _COMPARED_WITH[kind].is_not(None),
+            _no_issue(kind, ExecutionReport.signal_id, ExecutionReport.device_id),
+        ]
         query = (
             select(ExecutionReport, Signal)
             .join(Signal, Signal.id == ExecutionReport.signal_id)
-            .where(
-                ExecutionReport.execution_type == ExecutionType.FILL,
-                ExecutionReport.created_at >= since,
-                _no_issue(kind, ExecutionReport.signal_id, ExecutionReport.device_id),
-            )
+            .where(*conditions)
             .order_by(ExecutionReport.created_at)
         )
+        if changed_after is not None and changed_after > since:
+            # The pairs first (a few, against a week of fills), then their fills.
+            changed = (
+                select(ExecutionReport.device_id, ExecutionReport.signal_id)
+                .where(
+                    ExecutionReport.execution_type == ExecutionType.FILL,
+                    ExecutionReport.created_at > changed_after,
+                )
+                .distinct()
+                .subquery("changed")
+            )
+            query = query.join(
+                changed,
+                and_(
+                    changed.c.device_id == ExecutionReport.device_id,
+                    changed.c.signal_id == ExecutionReport.signal_id,
+                ),
+            )
         return [(row[0], row[1]) for row in (await self.session.execute(query)).all()]
 
     async def insert_issues(self, rows: Sequence[dict[str, Any]]) -> set[uuid.UUID]:
