@@ -29,7 +29,6 @@ from pydantic import ValidationError
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send
 
 from tradecast.boundaries import refuse_nul_characters
@@ -39,6 +38,7 @@ from tradecast.delivery.schemas import PollQuery, poll_answer
 from tradecast.delivery.wakeups import hub_of
 from tradecast.devices.dependencies import signed_device_key
 from tradecast.kit import clock
+from tradecast.kit.routing import PlainRoute
 from tradecast.signed.errors import UnknownKey
 
 POLL_PATH = "/api/v1/exec/poll"
@@ -86,17 +86,6 @@ def _in_query(exc: ValidationError) -> list[dict[str, Any]]:
     ]
 
 
-class PollRoute(Route):
-    """``GET`` only (Starlette would add ``HEAD``), and named on the scope as FastAPI's
-    routes are, for the access log and the metrics' route label."""
-
+class PollRoute(PlainRoute):
     def __init__(self) -> None:
-        super().__init__(POLL_PATH, poll_endpoint, name="poll", include_in_schema=False)
-        self.app = poll_endpoint  # a plain ASGI app, not a request-to-response function
-        self.methods = {"GET"}
-
-    def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        match, child_scope = super().matches(scope)
-        if match != Match.NONE:
-            child_scope["route"] = self
-        return match, child_scope
+        super().__init__(POLL_PATH, poll_endpoint, name="poll", method="GET")

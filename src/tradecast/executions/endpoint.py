@@ -34,7 +34,6 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
-from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send
 
 from tradecast.boundaries import is_json_media_type, refuse_nul_characters, require_json_body
@@ -45,6 +44,7 @@ from tradecast.executions import service
 from tradecast.executions.batch import FillBatcher
 from tradecast.executions.schemas import AckIn, ErrorIn, ExecutionOut, FillIn
 from tradecast.kit.decimals import ExactJSONRequest
+from tradecast.kit.routing import PlainRoute
 
 REPORT_MODELS: dict[str, type[AckIn | FillIn | ErrorIn]] = {
     "/api/v1/exec/ack": AckIn,
@@ -55,9 +55,8 @@ _NO_BODY = object()
 _Model = TypeVar("_Model", bound=BaseModel)
 
 
-class ReportRoute(Route):
-    """``POST`` of one kind of report, named on the scope as FastAPI's routes are
-    (for the access log and the metrics' route label)."""
+class ReportRoute(PlainRoute):
+    """``POST`` of one kind of report."""
 
     # Read by the app-wide checks (``boundaries``): this route takes a JSON body.
     body_field = True
@@ -68,15 +67,7 @@ class ReportRoute(Route):
         async def endpoint(scope: Scope, receive: Receive, send: Send) -> None:
             await _report_endpoint(model, scope, receive, send)
 
-        super().__init__(path, endpoint, name=name, include_in_schema=False)
-        self.app = endpoint  # a plain ASGI app, not a request-to-response function
-        self.methods = {"POST"}
-
-    def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        match, child_scope = super().matches(scope)
-        if match != Match.NONE:
-            child_scope["route"] = self
-        return match, child_scope
+        super().__init__(path, endpoint, name=name, method="POST")
 
 
 def report_routes() -> list[ReportRoute]:
