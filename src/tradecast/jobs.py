@@ -2,23 +2,24 @@
 
 Every job is safe to run in several processes at once (its writes are
 conditional updates or guarded by constraints), so N server processes need no
-leader election. On PostgreSQL the jobs that scan tables (reconciliation,
-expiry) still run in one process at a time: each run takes the job's
-transaction-scoped advisory lock, and a process that finds it taken skips that
-tick, so N workers do not repeat the same scan and writes every interval.
+leader election. The jobs that scan tables (reconciliation, expiry) still
+make one run per interval between all processes: a run claims its job's row
+in ``job_runs`` first (``jobruns.claim``, under an advisory lock on
+PostgreSQL), and a process whose tick comes after another's run in the same
+interval skips it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import zlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tradecast import jobruns
 from tradecast.config import Settings
 from tradecast.db import Database
 from tradecast.kit import clock
@@ -75,48 +76,35 @@ async def run_once(job: Job) -> int:
     return changed
 
 
-def _in_transaction(
-    db: Database, name: str, work: Callable[[AsyncSession], Awaitable[int]]
+def _claimed_run(
+    db: Database,
+    name: str,
+    interval_s: float,
+    work: Callable[[AsyncSession, datetime | None], Awaitable[int]],
 ) -> Callable[[], Awaitable[int]]:
+    """A run of job ``name`` in one transaction, if this process claims it
+    (``jobruns.claim``): ``work`` gets the session and the job's previous start."""
+
     async def run() -> int:
         async with db.sessionmaker() as session, session.begin():
-            if not await _claimed(session, name):
+            claimed, previous = await jobruns.claim(session, name, interval_s, clock.utcnow())
+            if not claimed:
                 return 0
-            return await work(session)
+            return await work(session, previous)
 
     return run
 
 
-def job_lock_key(name: str) -> int:
-    """The advisory lock key of job ``name``: the same in every process."""
-    return zlib.crc32(f"tradecast.job.{name}".encode())
-
-
-async def _claimed(session: AsyncSession, name: str) -> bool:
-    """Whether this process runs job ``name`` now. On PostgreSQL another process
-    may hold it, running the same work; the lock ends with the transaction. SQLite
-    serves one process, whose write lock already orders everything."""
-    if session.get_bind().dialect.name != "postgresql":
-        return True
-    claimed = await session.scalar(select(func.pg_try_advisory_xact_lock(job_lock_key(name))))
-    return bool(claimed)
-
-
 def reconciliation_job(db: Database, settings: Settings) -> Job:
-    """Each process keeps how far its runs have examined the fills
-    (``reconciliation.Progress``), moved on only by a committed run."""
-    progress = reconciliation.Progress()
+    """The previous run's start, committed with it, tells this run which fills
+    changed since (``reconciliation.reconcile``'s ``previous_run``)."""
 
-    async def run() -> int:
-        started = clock.utcnow()
-        async with db.sessionmaker() as session, session.begin():
-            if not await _claimed(session, "reconcile"):
-                return 0
-            created = await reconciliation.reconcile(session, settings, progress)
-        progress.last_run_at = started
+    async def work(session: AsyncSession, previous: datetime | None) -> int:
+        created = await reconciliation.reconcile(session, settings, previous_run=previous)
         return sum(created.values())
 
-    return Job("reconcile", settings.reconcile_interval_s, run)
+    interval = settings.reconcile_interval_s
+    return Job("reconcile", interval, _claimed_run(db, "reconcile", interval, work))
 
 
 def outbox_job(db: Database, handlers: Mapping[str, outbox.Handler]) -> Job:
@@ -128,8 +116,11 @@ def maintenance_jobs(db: Database, nonces: NonceStore) -> list[Job]:
         Job(
             "expire_signals",
             MAINTENANCE_INTERVAL_S,
-            _in_transaction(
-                db, "expire_signals", lambda session: signals.expire_due(session, clock.utcnow())
+            _claimed_run(
+                db,
+                "expire_signals",
+                MAINTENANCE_INTERVAL_S,
+                lambda session, _: signals.expire_due(session, clock.utcnow()),
             ),
         ),
         Job("prune_nonces", MAINTENANCE_INTERVAL_S, lambda: nonces.prune(clock.utcnow())),

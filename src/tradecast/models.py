@@ -17,6 +17,7 @@ MODEL_MODULES = (
     "tradecast.outbox.models",
     "tradecast.affiliates.models",
     "tradecast.telegram.models",
+    "tradecast.jobruns",
 )
 
 

@@ -251,7 +251,7 @@ async def outbox_events(desk: Desk) -> list[Any]:
 async def test_scheduled_reconciliation_runs_in_one_process_at_a_time(desk: Desk) -> None:
     import asyncpg
 
-    from tradecast import jobs
+    from tradecast import jobruns, jobs
     from tradecast.db import Database
 
     terminal = await desk.terminal()
@@ -266,7 +266,7 @@ async def test_scheduled_reconciliation_runs_in_one_process_at_a_time(desk: Desk
         job = jobs.reconciliation_job(db, desk.api.settings)
         # Another process is reconciling: this one skips its tick.
         async with other.transaction():
-            await other.execute("SELECT pg_advisory_xact_lock($1)", jobs.job_lock_key("reconcile"))
+            await other.execute("SELECT pg_advisory_xact_lock($1)", jobruns.lock_key("reconcile"))
             assert await jobs.run_once(job) == 0
             admin = await desk.admin()
             assert await issues(desk, admin) == []
@@ -324,7 +324,38 @@ async def test_the_scheduled_job_finds_what_changed_after_its_earlier_runs(desk:
             ("size_mismatch", exact.id),
         }
         assert found[("size_mismatch", exact.id)]["detail"]["filled_size"] == "1.2"
+        await later(desk, 30)
         assert await jobs.run_once(job) == 0
+    finally:
+        await db.dispose()
+
+
+async def test_several_processes_make_one_run_per_interval_between_them(desk: Desk) -> None:
+    from tradecast import jobs
+    from tradecast.db import Database
+
+    db = Database(desk.api.settings.resolved_database_url)
+    # Two processes' jobs: each process schedules its own.
+    first = jobs.reconciliation_job(db, desk.api.settings)
+    second = jobs.reconciliation_job(db, desk.api.settings)
+    try:
+        terminals = [await desk.terminal() for _ in range(2)]
+        signal = await desk.publish()
+        for terminal in terminals:
+            await terminal.poll()
+        await terminals[0].error(signal["id"])
+        assert await jobs.run_once(first) == 1
+        await terminals[1].error(signal["id"])
+        # The second process's tick falls in the interval the first one's run served.
+        await later(desk, 10)
+        assert await jobs.run_once(second) == 0
+        admin = await desk.admin()
+        assert len(await issues(desk, admin)) == 1
+        # The next interval is served by whichever process's tick comes first.
+        await later(desk, 20)
+        assert await jobs.run_once(second) == 1
+        assert await jobs.run_once(first) == 0
+        assert len(await issues(desk, admin)) == 2
     finally:
         await db.dispose()
 

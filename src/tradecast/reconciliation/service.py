@@ -42,7 +42,7 @@ FILL_LOOKBACK = timedelta(days=7)
 # Issues stored per statement: a few hundred rows of seven columns stay well
 # inside SQLite's limit of bound parameters.
 RECORD_CHUNK = 500
-# Fills a run looks at again from before the previous run (``Progress``).
+# Fills a run looks at again from before the previous run (``_changed_after``).
 PROGRESS_MARGIN = timedelta(minutes=1)
 
 
@@ -54,42 +54,38 @@ class Finding:
     detail: dict[str, Any]
 
 
-@dataclass
-class Progress:
-    """How far one process's scheduled runs have examined the fills.
+def _changed_after(
+    previous_run: datetime | None, settings: Settings
+) -> tuple[datetime | None, datetime | None]:
+    """For slippage and for size: the time after which a (signal, device) pair must
+    have a fill to be looked at again (None: every pair of the week).
 
-    A fill's slippage never changes, and a (signal, device) pair's summed size is
-    decided once its last fill has been quiet for ``FILL_TIMEOUT_S``: a run needs to
-    look only at pairs with a fill since the previous committed run, not at a
-    week of fills every 30 s (110,000 of them on the fill benchmark's data, read
-    twice with their signals, which held a worker for seconds each run). The
-    first run of a process, and an admin's run, look at the whole week.
+    A fill's slippage never changes, and a pair's summed size is decided once its
+    last fill has been quiet for ``FILL_TIMEOUT_S``: a run needs to look only at
+    pairs with a fill since the previous run, not at a week of fills every 30 s
+    (110,000 of them on the fill benchmark's data, read twice with their
+    signals, which held a worker for seconds each run). ``PROGRESS_MARGIN``
+    covers fills whose ``created_at`` was taken before that run read and
+    committed after.
     """
-
-    last_run_at: datetime | None = None
-
-    def changed_after(self, settings: Settings) -> tuple[datetime | None, datetime | None]:
-        """For slippage and for size: the time after which a pair must have a fill to
-        be looked at again (None: every pair). The margin covers fills whose
-        ``created_at`` was taken before a run but committed after it read."""
-        if self.last_run_at is None:
-            return None, None
-        since = self.last_run_at - PROGRESS_MARGIN
-        return since, since - timedelta(seconds=settings.fill_timeout_s)
+    if previous_run is None:
+        return None, None
+    since = previous_run - PROGRESS_MARGIN
+    return since, since - timedelta(seconds=settings.fill_timeout_s)
 
 
 async def reconcile(
-    session: AsyncSession, settings: Settings, progress: Progress | None = None
+    session: AsyncSession, settings: Settings, *, previous_run: datetime | None = None
 ) -> dict[IssueKind, int]:
     """Find and record new issues; returns how many of each kind were created.
 
-    With ``progress`` (the scheduled job's), fills are looked at only where they
-    changed since its last run; the caller records this run in it once committed
-    (``Progress.last_run_at``, from ``clock.utcnow()`` taken before the call).
+    With ``previous_run`` (the scheduled job's previous start, ``jobs.py``),
+    fills are looked at only where they changed since; an admin's run, and a
+    deployment's first, look at the whole week.
     """
     now = clock.utcnow()
     repo = ReconciliationRepository(session)
-    slippage_after, size_after = (progress or Progress()).changed_after(settings)
+    slippage_after, size_after = _changed_after(previous_run, settings)
     findings = [
         *await _missing_acks(repo, settings, now),
         *await _missing_fills(repo, settings, now),
