@@ -22,7 +22,6 @@ puts this route in front of that declaration.
 from __future__ import annotations
 
 import functools
-from typing import Any
 
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
@@ -38,7 +37,7 @@ from tradecast.delivery.schemas import PollQuery, poll_answer
 from tradecast.delivery.wakeups import hub_of
 from tradecast.devices.dependencies import signed_device_key
 from tradecast.kit import clock
-from tradecast.kit.routing import PlainRoute
+from tradecast.kit.routing import PlainRoute, located
 from tradecast.signed.errors import UnknownKey
 
 POLL_PATH = "/api/v1/exec/poll"
@@ -75,15 +74,7 @@ def _poll_query(raw: bytes) -> PollQuery:
     try:
         return PollQuery.model_validate(dict(QueryParams(raw)))
     except ValidationError as exc:
-        raise RequestValidationError(_in_query(exc)) from None
-
-
-def _in_query(exc: ValidationError) -> list[dict[str, Any]]:
-    """The model's errors located as FastAPI locates a query parameter's."""
-    return [
-        {**error, "loc": ("query", *error["loc"])}
-        for error in exc.errors(include_url=False, include_context=False)
-    ]
+        raise RequestValidationError(located(exc, "query")) from None
 
 
 class PollRoute(PlainRoute):

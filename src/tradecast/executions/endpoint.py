@@ -44,7 +44,7 @@ from tradecast.executions import service
 from tradecast.executions.batch import FillBatcher
 from tradecast.executions.schemas import AckIn, ErrorIn, ExecutionOut, FillIn
 from tradecast.kit.decimals import ExactJSONRequest
-from tradecast.kit.routing import PlainRoute
+from tradecast.kit.routing import PlainRoute, located
 
 REPORT_MODELS: dict[str, type[AckIn | FillIn | ErrorIn]] = {
     "/api/v1/exec/ack": AckIn,
@@ -135,7 +135,4 @@ def _validated(model: type[_Model], body: Any) -> _Model:
     try:
         return model.model_validate(body, from_attributes=True)
     except ValidationError as exc:
-        errors = exc.errors(include_url=False)
-        raise RequestValidationError(
-            [{**error, "loc": ("body", *error["loc"])} for error in errors]
-        ) from None
+        raise RequestValidationError(located(exc, "body")) from None

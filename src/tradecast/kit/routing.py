@@ -3,6 +3,9 @@ call all day (``delivery/endpoint.py``, ``executions/endpoint.py``)."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from pydantic import ValidationError
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Scope
 
@@ -24,3 +27,12 @@ class PlainRoute(Route):
         if match != Match.NONE:
             child_scope["route"] = self
         return match, child_scope
+
+
+def located(exc: ValidationError, where: str) -> list[dict[str, Any]]:
+    """A model's errors located as FastAPI locates a parameter's: under ``where``
+    (``"query"``, ``"body"``), for its ``RequestValidationError``."""
+    return [
+        {**error, "loc": (where, *error["loc"])}
+        for error in exc.errors(include_url=False, include_context=False)
+    ]
