@@ -1,4 +1,4 @@
-"""Woken long polls answered together.
+"""Polls answered together: woken long polls, and on PostgreSQL every look.
 
 A published signal wakes every held long poll at once. If each then looked
 for its signals on its own, 10,000 waiting devices would be 10,000
@@ -7,7 +7,15 @@ would hear of the signal seconds after the first. Instead a woken poll hands
 its question — device, owner, limit — to the process's ``DeliveryBatcher``,
 which answers up to ``batch_size`` of them with one statement: on PostgreSQL
 the pending signals of every device in the batch and the upsert of their
-deliveries, in one transaction of the batcher's own.
+deliveries, in autocommit on a connection of asyncpg's own pool.
+
+Under load the plain polls do the same (``delivery/service.look``): the
+replies of one Redis pipeline let dozens of verified polls reach their look
+in the same turn of the event loop, and one statement answering all of them
+costs PostgreSQL and the worker a fraction of one statement each
+(``docs/PERFORMANCE.md``). A look that finds itself alone in its batch runs
+the single poll's statement (``deliver_pending_at_once``), which is cheaper
+for one device.
 
 Decisions:
 
@@ -15,35 +23,42 @@ Decisions:
   (``delivery/repository.py``) run for many devices through a lateral join;
   the owner's delivery mode, approvals and settled deliveries are read from
   the database as for any poll, not inferred from the notification.
-- **Its own transaction**: a woken poll's request holds no transaction while
-  it waits, and the deliveries it is answered with are committed by the
-  batch before the answer leaves. The batch's commit is the request's
-  delivery record; nothing else is written for it (``last_poll`` was recorded
-  when the poll began, at most 30 s earlier).
-- **Lock order**: a batch takes no device row lock; it inserts delivery rows
-  in (device, signal) order, so two batches cannot deadlock each other, and
-  an ACK (device row, then that device's delivery) never waits on a batch
-  that waits on it.
-- **Gathering** (``kit.batching.TurnBatcher``): the first woken poll opens a
-  batch and yields to the event loop once before it runs, so the polls woken
-  by the same notification join it. At most ``concurrency`` batches run at
-  once, each on one pooled connection; polls woken while they all run wait
+- **Its own unit of work**: a poll's request holds no transaction while it
+  waits, and the deliveries it is answered with are committed by the batch's
+  statement before the answer leaves.
+- **``last_poll``**: a plain look records the poll; a woken one does not
+  (``last_poll`` was recorded when the poll began, at most 30 s earlier).
+  The batch statement reads each device's ``last_poll``; if some must move
+  on (older than ``LAST_POLL_STEP``), a second statement moves them on,
+  skipping any device whose row another transaction holds (its next poll
+  moves it on).
+- **Lock order**: the batch statement takes no device row lock; it inserts
+  delivery rows in (device, signal) order, so two batches cannot deadlock
+  each other, and an ACK (device row, then that device's delivery) never
+  waits on a batch that waits on it. The ``last_poll`` statement waits for
+  no lock at all.
+- **Gathering** (``kit.batching.TurnBatcher``): the first poll opens a
+  batch and yields to the event loop once before it runs, so the polls
+  arriving in the same turn join it. At most ``concurrency`` batches run at
+  once, each on one pooled connection; polls arriving while they all run wait
   for a free one, and the next batch takes every one waiting (up to
   ``batch_size``).
-- A device deleted while it waited is answered with None (its request then
+- A device deleted meanwhile is answered with None (its request then
   answers 401 ``key_inactive``), as its own look would have been.
-- On SQLite the batch runs the per-device statements in one transaction.
+- On SQLite a woken batch runs the per-device statements in one transaction,
+  and a plain look its own transaction (``delivery/service.look``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
+import asyncpg
 from sqlalchemy import (
     ARRAY,
     Integer,
@@ -58,10 +73,13 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tradecast.db import Database, UTCDateTime
+from tradecast.db import Database, DriverStatement, RecordView, UTCDateTime
 from tradecast.delivery.models import Delivery
 from tradecast.delivery.repository import (
+    LAST_POLL_STEP,
+    TOUCH_MANY,
     DeliveryRepository,
+    deliver_pending_at_once,
     first_delivery_only,
     pending_conditions,
 )
@@ -78,6 +96,8 @@ class _Ask:
     device_id: uuid.UUID
     owner_id: uuid.UUID
     limit: int
+    # A poll's own look records the poll in ``last_poll``; a woken poll's does not.
+    touch: bool
     answer: asyncio.Future[Sequence[SignalFields] | None] = field(repr=False)
 
 
@@ -98,6 +118,7 @@ def _batch_statement() -> Select[Any]:
             asks.c.owner_id,
             asks.c.lim,
             (User.delivery_mode == DeliveryMode.AUTO.value).label("auto"),
+            Device.last_poll,
         )
         .join(Device, and_(Device.id == asks.c.device_id, Device.is_active.is_(True)))
         .join(User, User.id == asks.c.owner_id)
@@ -112,7 +133,11 @@ def _batch_statement() -> Select[Any]:
         .lateral("per_device")
     )
     pending = (
-        select(live.c.device_id.label("for_device"), per_device)
+        select(
+            live.c.device_id.label("for_device"),
+            live.c.last_poll.label("device_last_poll"),
+            per_device,
+        )
         .select_from(live.outerjoin(per_device, true()))
         .cte("pending")
     )
@@ -147,24 +172,69 @@ def batch_values(asks: Sequence[tuple[uuid.UUID, uuid.UUID, int]], now: datetime
     }
 
 
+_BATCH = DriverStatement(BATCH)
+
+
 async def deliver_batch(
-    session: AsyncSession, asks: Sequence[tuple[uuid.UUID, uuid.UUID, int]], now: datetime
+    session: AsyncSession,
+    asks: Sequence[tuple[uuid.UUID, uuid.UUID, int]],
+    now: datetime,
+    *,
+    touch: Collection[uuid.UUID] = (),
 ) -> dict[uuid.UUID, list[SignalFields]]:
-    """Pending signals of each active device in ``asks`` (device, owner, limit), with
-    their deliveries recorded; devices that are no longer active are left out."""
+    """SQLite: pending signals of each active device in ``asks`` (device, owner,
+    limit), each device's statements in turn in the session's transaction, the
+    ``last_poll`` of those in ``touch`` recorded; devices that are no longer
+    active are left out."""
     answers: dict[uuid.UUID, list[SignalFields]] = {}
-    if session.get_bind().dialect.name == "sqlite":
-        repo = DeliveryRepository(session)
-        for device_id, owner_id, limit in asks:
-            signals = await repo.deliver_pending(device_id, owner_id, now, limit)
-            if signals is not None:
-                answers[device_id] = list(signals)
-        return answers
-    for row in await session.execute(BATCH, batch_values(asks, now)):
-        signals = answers.setdefault(row.for_device, [])
-        if row.id is not None:
-            # A Row has every column of the signal as an attribute, as SignalFields asks.
-            signals.append(cast(SignalFields, row))
+    repo = DeliveryRepository(session)
+    for device_id, owner_id, limit in asks:
+        signals = await repo.deliver_pending(
+            device_id, owner_id, now, limit, touch=device_id in touch
+        )
+        if signals is not None:
+            answers[device_id] = list(signals)
+    return answers
+
+
+async def deliver_batch_at_once(
+    connection: asyncpg.Connection,
+    asks: Sequence[tuple[uuid.UUID, uuid.UUID, int]],
+    now: datetime,
+    *,
+    touch: Collection[uuid.UUID] = (),
+) -> dict[uuid.UUID, list[SignalFields]]:
+    """PostgreSQL, on a driver connection in autocommit: pending signals of each
+    active device in ``asks`` (device, owner, limit), with their deliveries
+    recorded; devices that are no longer active are left out. The devices in
+    ``touch`` have their ``last_poll`` moved on if it is older than
+    ``LAST_POLL_STEP``.
+
+    A single poll that records ``last_poll`` is the single poll's statement
+    (``deliver_pending_at_once``), cheaper than the batch's for one device.
+    Otherwise ``BATCH``, then, if any device in ``touch`` needs it, ``TOUCH_MANY``
+    in a transaction of its own, which skips a device whose row is locked.
+    """
+    if len(asks) == 1 and asks[0][0] in touch:
+        ((device_id, owner_id, limit),) = asks
+        signals = await deliver_pending_at_once(connection, device_id, owner_id, now, limit)
+        return {} if signals is None else {device_id: list(signals)}
+    answers: dict[uuid.UUID, list[SignalFields]] = {}
+    stale_before = now - LAST_POLL_STEP
+    stale: list[uuid.UUID] = []
+    for row in await _BATCH.fetch(connection, batch_values(asks, now)):
+        device_id = row["for_device"]
+        signals = answers.get(device_id)
+        if signals is None:
+            signals = answers[device_id] = []
+            last_poll = row["device_last_poll"]
+            if device_id in touch and (last_poll is None or last_poll < stale_before):
+                stale.append(device_id)
+        if row["id"] is not None:
+            signals.append(cast(SignalFields, RecordView(row)))
+    if stale:
+        values = {"device_ids": sorted(stale), "now": now, "stale_before": stale_before}
+        await TOUCH_MANY.fetch(connection, values)
     return answers
 
 
@@ -174,16 +244,17 @@ class DeliveryBatcher(TurnBatcher[_Ask]):
         self.db = db
 
     async def deliver(
-        self, device_id: uuid.UUID, owner_id: uuid.UUID, limit: int
+        self, device_id: uuid.UUID, owner_id: uuid.UUID, limit: int, *, touch: bool = False
     ) -> Sequence[SignalFields] | None:
-        """The device's pending signals, delivered; None if the device is no longer active."""
+        """The device's pending signals, delivered; None if the device is no longer
+        active. With ``touch`` the poll is recorded in the device's ``last_poll``."""
         loop = asyncio.get_running_loop()
         answer: asyncio.Future[Sequence[SignalFields] | None] = loop.create_future()
-        self.submit(_Ask(device_id, owner_id, limit, answer))
+        self.submit(_Ask(device_id, owner_id, limit, touch, answer))
         return await answer
 
     def abandon(self, items: list[_Ask]) -> None:
-        # The app stopping with woken polls waiting: they get no answer.
+        # The app stopping with polls waiting: they get no answer.
         for ask in items:
             ask.answer.cancel()
 
@@ -193,13 +264,15 @@ class DeliveryBatcher(TurnBatcher[_Ask]):
             return
         # One question per device: two polls held by one device share one look.
         limits: dict[uuid.UUID, tuple[uuid.UUID, int]] = {}
+        touch: set[uuid.UUID] = set()
         for ask in live:
             _, limit = limits.get(ask.device_id, (ask.owner_id, 0))
             limits[ask.device_id] = (ask.owner_id, max(limit, ask.limit))
+            if ask.touch:
+                touch.add(ask.device_id)
         asks = [(device, owner, limit) for device, (owner, limit) in limits.items()]
         try:
-            async with self.db.sessionmaker() as session, session.begin():
-                answers = await deliver_batch(session, asks, clock.utcnow())
+            answers = await self._answers(asks, touch)
         except Exception as exc:
             for ask in live:
                 if not ask.answer.done():
@@ -209,3 +282,13 @@ class DeliveryBatcher(TurnBatcher[_Ask]):
             if not ask.answer.done():
                 signals = answers.get(ask.device_id)
                 ask.answer.set_result(None if signals is None else signals[: ask.limit])
+
+    async def _answers(
+        self, asks: list[tuple[uuid.UUID, uuid.UUID, int]], touch: set[uuid.UUID]
+    ) -> dict[uuid.UUID, list[SignalFields]]:
+        now = clock.utcnow()
+        if self.db.is_sqlite:
+            async with self.db.sessionmaker() as session, session.begin():
+                return await deliver_batch(session, asks, now, touch=touch)
+        async with self.db.driver_connection() as connection:
+            return await deliver_batch_at_once(connection, asks, now, touch=touch)

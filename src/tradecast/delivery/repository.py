@@ -9,13 +9,16 @@ from typing import Any, cast
 
 import asyncpg
 from sqlalchemy import (
+    ARRAY,
     ColumnElement,
     Integer,
     Select,
     TextClause,
+    Update,
     Uuid,
     bindparam,
     exists,
+    func,
     or_,
     select,
     text,
@@ -120,6 +123,42 @@ _TOUCH = (
 )
 
 
+def _touch_many_statement() -> Update:
+    """PostgreSQL: ``last_poll`` moved on for several devices, waiting for no lock.
+
+    For the polls answered together (``delivery/batch.py``), run after their
+    statement in a transaction of its own. A device whose row another
+    transaction holds (an ACK, a report) is skipped and moved on by its next
+    poll: the batch never waits on a device row, so it cannot close a cycle
+    with a writer that holds a delivery row and waits for a device.
+    """
+    stale = (
+        select(Device.id)
+        .where(
+            Device.id == func.any(bindparam("device_ids", type_=ARRAY(Uuid()))),
+            Device.is_active.is_(True),
+            or_(
+                Device.last_poll.is_(None),
+                Device.last_poll < bindparam("stale_before", type_=UTCDateTime()),
+            ),
+        )
+        .order_by(Device.id)
+        # The lock an UPDATE takes, which a delivery's foreign-key check does not wait for.
+        .with_for_update(key_share=True, skip_locked=True)
+    )
+    return (
+        update(Device)
+        .where(Device.id.in_(stale.scalar_subquery()))
+        .values(last_poll=bindparam("now", type_=UTCDateTime()))
+        .returning(Device.id)
+    )
+
+
+TOUCH_MANY = DriverStatement(_touch_many_statement())
+"""``last_poll`` moved on, with bind parameters ``device_ids``, ``now`` and
+``stale_before``; returns the devices it moved."""
+
+
 def pending_signals_query(
     device_id: uuid.UUID, owner_id: uuid.UUID, now: datetime, limit: int
 ) -> Select[Signal]:
@@ -204,11 +243,17 @@ class DeliveryRepository:
         return (await self.session.scalars(query)).all()
 
     async def deliver_pending(
-        self, device_id: uuid.UUID, owner_id: uuid.UUID, now: datetime, limit: int
+        self,
+        device_id: uuid.UUID,
+        owner_id: uuid.UUID,
+        now: datetime,
+        limit: int,
+        *,
+        touch: bool = True,
     ) -> Sequence[SignalFields] | None:
-        """The pending signals, with first deliveries and ``last_poll`` recorded, statement
-        by statement in the session's transaction; None when the device is no longer
-        active (deleted since its key was cached).
+        """The pending signals, with first deliveries and (with ``touch``) ``last_poll``
+        recorded, statement by statement in the session's transaction; None when the
+        device is no longer active (deleted since its key was cached).
 
         For SQLite, which has no DML in CTEs; on PostgreSQL the same is one statement,
         ``deliver_pending_at_once``.
@@ -217,7 +262,8 @@ class DeliveryRepository:
         # update last_ack before settling): one order, so no deadlock.
         if await self.session.scalar(_ACTIVE, {"device_id": device_id}) is None:
             return None
-        await self.touch_last_poll(device_id, now)
+        if touch:
+            await self.touch_last_poll(device_id, now)
         signals = await self.pending_signals_for(device_id, owner_id, now, limit)
         await self.record_deliveries(device_id, [signal.id for signal in signals], now)
         return signals

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from tradecast.db import Database
 from tradecast.delivery.batch import DeliveryBatcher
-from tradecast.delivery.repository import DeliveryRepository, deliver_pending_at_once
+from tradecast.delivery.repository import DeliveryRepository
 from tradecast.delivery.wakeups import WakeupHub
 from tradecast.kit import clock
 from tradecast.signals.schemas import SignalFields
@@ -38,14 +38,14 @@ async def poll(
     deadline = time.monotonic() + wait_s
     # Subscribe before looking, so that a signal committed in between still wakes us.
     with hub.subscribe(owner_id) as subscription:
-        signals = await look(db, device_id, owner_id, limit)
+        signals = await look(db, batcher, device_id, owner_id, limit)
         while not signals:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return signals
             if not await hub.wait(subscription, remaining):
                 # Timed out: one last look, then answer with whatever is there.
-                return await look(db, device_id, owner_id, limit)
+                return await look(db, batcher, device_id, owner_id, limit)
             # Woken: wait on fresh events from here, then look together with the
             # other polls this notification woke (delivery/batch.py).
             subscription = hub.renew(subscription)
@@ -54,24 +54,27 @@ async def poll(
 
 
 async def look(
-    db: Database, device_id: uuid.UUID, owner_id: uuid.UUID, limit: int
+    db: Database,
+    batcher: DeliveryBatcher,
+    device_id: uuid.UUID,
+    owner_id: uuid.UUID,
+    limit: int,
 ) -> Sequence[SignalFields]:
     """One look: the pending signals, their deliveries and ``last_poll`` recorded.
 
-    On PostgreSQL one statement in autocommit on asyncpg's own connection (no
-    BEGIN/COMMIT round trips, no SQLAlchemy layer); on SQLite four statements in
-    one transaction.
+    On PostgreSQL the looks that reach this point in the same turn of the event
+    loop are answered together by ``batcher`` (``delivery/batch.py``): one
+    statement in autocommit on asyncpg's own connection for all of them (no
+    BEGIN/COMMIT round trips, no SQLAlchemy layer), and a second one if some
+    ``last_poll`` must move on; a look alone is the single poll's statement. On
+    SQLite four statements in one transaction.
     """
-    now = clock.utcnow()
-    found: Sequence[SignalFields] | None
-    if db.is_sqlite:
-        async with db.sessionmaker() as session, session.begin():
-            found = await DeliveryRepository(session).deliver_pending(
-                device_id, owner_id, now, limit
-            )
-    else:
-        async with db.driver_connection() as connection:
-            found = await deliver_pending_at_once(connection, device_id, owner_id, now, limit)
+    if not db.is_sqlite:
+        return _active(await batcher.deliver(device_id, owner_id, limit, touch=True))
+    async with db.sessionmaker() as session, session.begin():
+        found = await DeliveryRepository(session).deliver_pending(
+            device_id, owner_id, clock.utcnow(), limit
+        )
     return _active(found)
 
 
