@@ -14,7 +14,13 @@ time per execution:
 - the poll (``deliver_pending_at_once``) of devices that have not polled yet,
   so each moves ``last_poll`` on, then of the same devices again moments later,
   when ``last_poll`` is recent (a device polling every few seconds);
+- eight plain polls answered together (``deliver_batch_at_once``), as a worker
+  under load answers the polls that reach their look in the same turn of the
+  event loop: the batch statement, then the statement that moves their
+  ``last_poll`` on, then the same devices again when ``last_poll`` is recent;
 - the statement that answers a batch of 500 woken long polls.
+
+Each row gives the figures per execution and the backend's CPU per poll.
 """
 
 from __future__ import annotations
@@ -34,13 +40,15 @@ from bench.fixtures import prepare
 from bench.poll import FULL, SMOKE
 from bench.seed import Shape
 from tradecast.db import DriverStatement
-from tradecast.delivery.batch import BATCH, batch_values
+from tradecast.delivery.batch import BATCH, batch_values, deliver_batch_at_once
 from tradecast.delivery.repository import deliver_pending_at_once
 from tradecast.kit import clock
 
 _TRIVIAL = "SELECT $1::uuid AS device_id, $2::uuid AS owner_id, $3::timestamptz AS now"
 _BATCH_STATEMENT = DriverStatement(BATCH)
 BATCH_SIZE = 500
+# Polls that reach their look in one turn of a loaded worker's event loop.
+TOGETHER = 8
 
 
 @dataclass(frozen=True)
@@ -49,6 +57,11 @@ class Figure:
     executions: int
     backend_cpu_ms: float | None
     wall_ms: float
+    polls: int = 1  # polls answered by one execution
+
+    @property
+    def backend_cpu_ms_per_poll(self) -> float | None:
+        return None if self.backend_cpu_ms is None else self.backend_cpu_ms / self.polls
 
 
 def _backend_cpu_s(pid: int) -> float | None:
@@ -61,7 +74,7 @@ def _backend_cpu_s(pid: int) -> float | None:
 
 
 async def _timed(
-    name: str, pid: int, executions: int, run: Callable[[int], Awaitable[Any]]
+    name: str, pid: int, executions: int, run: Callable[[int], Awaitable[Any]], polls: int = 1
 ) -> Figure:
     cpu_before, wall_before = _backend_cpu_s(pid), time.perf_counter()
     for n in range(executions):
@@ -73,6 +86,7 @@ async def _timed(
         executions,
         None if cpu is None else cpu * 1000 / executions,
         wall * 1000 / executions,
+        polls,
     )
 
 
@@ -100,6 +114,17 @@ async def measure(dsn: str, executions: int) -> list[Figure]:
             device, owner = fresh[n % len(fresh)]
             await deliver_pending_at_once(connection, device, owner, clock.utcnow(), 50)
 
+        # Devices the single polls above did not touch, so their first round moves
+        # last_poll on.
+        untouched = sorted(set(devices) - set(fresh))
+        together = picks.sample(untouched, min(executions, len(untouched)))
+
+        async def polls_together(n: int) -> None:
+            start = n * TOGETHER % len(together)
+            asks = [(device, owner, 50) for device, owner in together[start : start + TOGETHER]]
+            touch = {device for device, _, _ in asks}
+            await deliver_batch_at_once(connection, asks, clock.utcnow(), touch=touch)
+
         size = min(BATCH_SIZE, len(devices))
 
         async def batch(_: int) -> None:
@@ -109,8 +134,15 @@ async def measure(dsn: str, executions: int) -> list[Figure]:
         figures = [await _timed("trivial statement (baseline)", pid, executions, baseline)]
         figures.append(await _timed("poll, last_poll moved on", pid, executions, poll))
         figures.append(await _timed("poll, last_poll recent", pid, executions, poll))
+        rounds = max(1, len(together) // TOGETHER)
+        name = f"{TOGETHER} polls together, last_poll moved on"
+        figures.append(await _timed(name, pid, rounds, polls_together, TOGETHER))
+        name = f"{TOGETHER} polls together, last_poll recent"
+        figures.append(await _timed(name, pid, rounds, polls_together, TOGETHER))
         figures.append(
-            await _timed(f"batch of {size} woken polls", pid, max(1, executions // 100), batch)
+            await _timed(
+                f"batch of {size} woken polls", pid, max(1, executions // 100), batch, size
+            )
         )
         return figures
     finally:
@@ -122,16 +154,24 @@ def report(figures: list[Figure], shape: Shape) -> None:
         f"\nstatements: PostgreSQL, {shape.signals:,} signals ({shape.open_signals} open), "
         f"{shape.devices:,} devices, generic plans, one connection"
     )
-    print(f"{'statement':<32} {'runs':>6} {'backend CPU ms':>15} {'wall ms':>9}  vs baseline")
+    print(
+        f"{'statement':<38} {'runs':>6} {'backend CPU ms':>15} {'wall ms':>9}"
+        f" {'CPU ms per poll':>16}  vs baseline"
+    )
     baseline = figures[0]
     for figure in figures:
         cpu = "-" if figure.backend_cpu_ms is None else f"{figure.backend_cpu_ms:.3f}"
+        per_poll = figure.backend_cpu_ms_per_poll
+        each = "-" if per_poll is None else f"{per_poll:.3f}"
         ratio = (
             f"{figure.backend_cpu_ms / baseline.backend_cpu_ms:.1f}×"
             if figure.backend_cpu_ms is not None and baseline.backend_cpu_ms
             else f"{figure.wall_ms / baseline.wall_ms:.1f}× (wall)"
         )
-        print(f"{figure.name:<32} {figure.executions:>6} {cpu:>15} {figure.wall_ms:>9.3f}  {ratio}")
+        print(
+            f"{figure.name:<38} {figure.executions:>6} {cpu:>15} {figure.wall_ms:>9.3f}"
+            f" {each:>16}  {ratio}"
+        )
 
 
 def main() -> None:
