@@ -122,8 +122,7 @@ async def measure(dsn: str, executions: int) -> list[Figure]:
         async def polls_together(n: int) -> None:
             start = n * TOGETHER % len(together)
             asks = [(device, owner, 50) for device, owner in together[start : start + TOGETHER]]
-            touch = {device for device, _, _ in asks}
-            await deliver_batch_at_once(connection, asks, clock.utcnow(), touch=touch)
+            await deliver_batch_at_once(connection, asks, clock.utcnow())
 
         size = min(BATCH_SIZE, len(devices))
 

@@ -19,7 +19,7 @@ from tradecast.boundaries import (
 )
 from tradecast.config import Settings, get_settings
 from tradecast.db import Database
-from tradecast.delivery.batch import DeliveryBatcher
+from tradecast.delivery.batch import DeliveryBatcher, LookBatcher
 from tradecast.delivery.endpoint import PollRoute
 from tradecast.delivery.fanout import RedisRelay
 from tradecast.delivery.router import router as delivery_router
@@ -82,6 +82,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         app.state.wakeups = WakeupHub()
         app.state.delivery_batcher = DeliveryBatcher(app.state.db)
+        # PostgreSQL: the polls' own looks answered together too (delivery/batch.py).
+        app.state.look_batcher = None if app.state.db.is_sqlite else LookBatcher(app.state.db)
         # PostgreSQL: fills recorded in batches. SQLite takes one writer at a time,
         # and each fill is recorded alone.
         app.state.fill_batcher = (
@@ -132,6 +134,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await relay.stop()
             await app.state.scheduler.stop()
             await app.state.delivery_batcher.stop()
+            if app.state.look_batcher is not None:
+                await app.state.look_batcher.stop()
             if app.state.fill_batcher is not None:
                 await app.state.fill_batcher.stop()
             if app.state.telegram is not None:

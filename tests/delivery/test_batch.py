@@ -18,7 +18,7 @@ from sqlalchemy import event, select
 from tests.desk import Desk, Terminal
 from tests.helpers import assert_problem
 from tradecast.db import Database, DriverStatement
-from tradecast.delivery.batch import DeliveryBatcher
+from tradecast.delivery.batch import DeliveryBatcher, LookBatcher
 from tradecast.delivery.models import Delivery
 from tradecast.delivery.wakeups import WakeupHub
 from tradecast.kit import clock
@@ -161,6 +161,7 @@ def _question(terminal: Terminal) -> tuple[uuid.UUID, uuid.UUID]:
     return uuid.UUID(terminal.id), uuid.UUID(terminal.owner.id)
 
 
+@pytest.mark.postgres_only
 async def test_polls_arriving_together_are_answered_together(desk: Desk, app: FastAPI) -> None:
     terminals = [await desk.terminal() for _ in range(6)]
     await terminals[0].poll()  # its last_poll is recent from here on
@@ -170,19 +171,18 @@ async def test_polls_arriving_together_are_answered_together(desk: Desk, app: Fa
     gone = await desk.terminal()
     deleted = await desk.api.client.delete(f"/api/v1/devices/{gone.id}", headers=gone.owner.headers)
     assert deleted.status_code == 204
-    batcher: DeliveryBatcher = app.state.delivery_batcher
+    looks: LookBatcher = app.state.look_batcher
     with counting_statements(app) as statements:
         answers = await asyncio.gather(
-            *(batcher.deliver(*_question(t), 50, touch=True) for t in [*terminals, gone])
+            *(looks.deliver(*_question(t), 50) for t in [*terminals, gone])
         )
     for answer in answers[:-1]:
         assert answer is not None
         assert [str(s.id) for s in answer] == [signal["id"]]
     assert answers[-1] is None  # deleted: its poll answers 401 key_inactive
-    if not app.state.db.is_sqlite:
-        # One statement for the seven looks, one to move five last_polls on.
-        assert len([s for s in statements if "INSERT INTO deliveries" in s]) == 1
-        assert len([s for s in statements if "UPDATE devices SET last_poll" in s]) == 1
+    # One statement for the seven looks, one to move five last_polls on.
+    assert len([s for s in statements if "INSERT INTO deliveries" in s]) == 1
+    assert len([s for s in statements if "UPDATE devices SET last_poll" in s]) == 1
     # Each poll is recorded, within LAST_POLL_STEP: the fresh devices now, the one
     # that polled three seconds ago left as it was.
     assert await _last_poll(desk, terminals[0]) == recent
@@ -190,6 +190,10 @@ async def test_polls_arriving_together_are_answered_together(desk: Desk, app: Fa
         last_poll = await _last_poll(desk, terminal)
         assert last_poll is not None
         assert abs((last_poll - clock.utcnow()).total_seconds()) < 1
+    # Polls again moments later: every last_poll is recent, nothing is written.
+    with counting_statements(app) as statements:
+        await asyncio.gather(*(looks.deliver(*_question(t), 50) for t in terminals))
+    assert [s for s in statements if "UPDATE devices" in s] == []
     # Each device was handed the signal once, and still has it pending.
     db = Database(str(app.state.db.url))
     try:
@@ -208,12 +212,14 @@ async def test_polls_arriving_together_are_answered_together(desk: Desk, app: Fa
 
 async def test_a_woken_look_does_not_move_last_poll_on(desk: Desk, app: FastAPI) -> None:
     terminal, other = await desk.terminal(), await desk.terminal()
+    signal = await desk.publish()
     batcher: DeliveryBatcher = app.state.delivery_batcher
-    await asyncio.gather(
-        batcher.deliver(*_question(terminal), 50),
-        batcher.deliver(*_question(other), 50, touch=True),
+    answers = await asyncio.gather(
+        batcher.deliver(*_question(terminal), 50), batcher.deliver(*_question(other), 50)
     )
+    assert [[str(s.id) for s in answer or []] for answer in answers] == [[signal["id"]]] * 2
     assert await _last_poll(desk, terminal) is None
+    assert await other.pending_ids() == [signal["id"]]  # a poll of its own
     assert await _last_poll(desk, other) is not None
 
 
@@ -223,7 +229,7 @@ async def test_a_batch_skips_a_locked_device_row_instead_of_waiting(
 ) -> None:
     held, free = await desk.terminal(), await desk.terminal()
     signal = await desk.publish()
-    batcher: DeliveryBatcher = app.state.delivery_batcher
+    looks: LookBatcher = app.state.look_batcher
     other = await asyncpg.connect(str(app.state.db.url).replace("postgresql+asyncpg", "postgresql"))
     try:
         # Another writer holds the device's row, as an ACK does until it commits.
@@ -231,8 +237,8 @@ async def test_a_batch_skips_a_locked_device_row_instead_of_waiting(
             await other.execute("UPDATE devices SET last_ack = now() WHERE id = $1", held.id)
             answers = await asyncio.wait_for(
                 asyncio.gather(
-                    batcher.deliver(*_question(held), 50, touch=True),
-                    batcher.deliver(*_question(free), 50, touch=True),
+                    looks.deliver(*_question(held), 50),
+                    looks.deliver(*_question(free), 50),
                 ),
                 3,
             )

@@ -55,6 +55,7 @@ async def poll_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
         state.db,
         hub_of(request),
         state.delivery_batcher,
+        state.look_batcher,
         device_id=key.key_id,
         owner_id=key.owner_id,
         limit=query.limit,

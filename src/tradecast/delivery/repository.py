@@ -126,7 +126,7 @@ _TOUCH = (
 def _touch_many_statement() -> Update:
     """PostgreSQL: ``last_poll`` moved on for several devices, waiting for no lock.
 
-    For the polls answered together (``delivery/batch.py``), run after their
+    For plain polls answered together (``delivery/batch.py``), run after their
     statement in a transaction of its own. A device whose row another
     transaction holds (an ACK, a report) is skipped and moved on by its next
     poll: the batch never waits on a device row, so it cannot close a cycle

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Sequence
 
 from tradecast.db import Database
-from tradecast.delivery.batch import DeliveryBatcher
+from tradecast.delivery.batch import DeliveryBatcher, LookBatcher
 from tradecast.delivery.repository import DeliveryRepository
 from tradecast.delivery.wakeups import WakeupHub
 from tradecast.kit import clock
@@ -19,6 +19,7 @@ async def poll(
     db: Database,
     hub: WakeupHub,
     batcher: DeliveryBatcher,
+    looks: LookBatcher | None,
     *,
     device_id: uuid.UUID,
     owner_id: uuid.UUID,
@@ -38,14 +39,14 @@ async def poll(
     deadline = time.monotonic() + wait_s
     # Subscribe before looking, so that a signal committed in between still wakes us.
     with hub.subscribe(owner_id) as subscription:
-        signals = await look(db, batcher, device_id, owner_id, limit)
+        signals = await look(db, looks, device_id, owner_id, limit)
         while not signals:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return signals
             if not await hub.wait(subscription, remaining):
                 # Timed out: one last look, then answer with whatever is there.
-                return await look(db, batcher, device_id, owner_id, limit)
+                return await look(db, looks, device_id, owner_id, limit)
             # Woken: wait on fresh events from here, then look together with the
             # other polls this notification woke (delivery/batch.py).
             subscription = hub.renew(subscription)
@@ -55,22 +56,22 @@ async def poll(
 
 async def look(
     db: Database,
-    batcher: DeliveryBatcher,
+    looks: LookBatcher | None,
     device_id: uuid.UUID,
     owner_id: uuid.UUID,
     limit: int,
 ) -> Sequence[SignalFields]:
     """One look: the pending signals, their deliveries and ``last_poll`` recorded.
 
-    On PostgreSQL the looks that reach this point in the same turn of the event
-    loop are answered together by ``batcher`` (``delivery/batch.py``): one
-    statement in autocommit on asyncpg's own connection for all of them (no
-    BEGIN/COMMIT round trips, no SQLAlchemy layer), and a second one if some
-    ``last_poll`` must move on; a look alone is the single poll's statement. On
-    SQLite four statements in one transaction.
+    On PostgreSQL (``looks``) the looks that reach this point in the same turn of
+    the event loop are answered together (``delivery/batch.py``): one statement
+    in autocommit on asyncpg's own connection for all of them (no BEGIN/COMMIT
+    round trips, no SQLAlchemy layer), and a second one if some ``last_poll``
+    must move on; a look alone is the single poll's statement. On SQLite four
+    statements in one transaction.
     """
-    if not db.is_sqlite:
-        return _active(await batcher.deliver(device_id, owner_id, limit, touch=True))
+    if looks is not None:
+        return _active(await looks.deliver(device_id, owner_id, limit))
     async with db.sessionmaker() as session, session.begin():
         found = await DeliveryRepository(session).deliver_pending(
             device_id, owner_id, clock.utcnow(), limit
