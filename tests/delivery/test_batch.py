@@ -41,12 +41,27 @@ def counting_statements(app: FastAPI) -> Iterator[list[str]]:
         return await fetch(statement, connection, values)
 
     event.listen(engine, "before_cursor_execute", record)
-    DriverStatement.fetch = recorded_fetch  # type: ignore[method-assign]
+    DriverStatement.fetch = recorded_fetch  # type: ignore[method-assign,assignment]
     try:
         yield seen
     finally:
         DriverStatement.fetch = fetch  # type: ignore[method-assign]
         event.remove(engine, "before_cursor_execute", record)
+
+
+async def _delivered_to(app: FastAPI, signal_id: str) -> list[str]:
+    """The devices with a delivery row for the signal, read on a connection of the test's own."""
+    db = Database(str(app.state.db.url))
+    try:
+        async with db.sessionmaker() as session:
+            rows = (
+                await session.scalars(
+                    select(Delivery).where(Delivery.signal_id == uuid.UUID(signal_id))
+                )
+            ).all()
+    finally:
+        await db.dispose()
+    return sorted(str(row.device_id) for row in rows)
 
 
 async def _held(app: FastAPI, terminals: list[Terminal], wait: int = 10) -> list[asyncio.Task[Any]]:
@@ -91,17 +106,7 @@ async def test_one_signal_reaches_every_waiting_device_in_one_statement(
     assert response.json()["signals"] == []
     assert len(statements) < 10
 
-    db = Database(str(app.state.db.url))
-    try:
-        async with db.sessionmaker() as session:
-            rows = (
-                await session.scalars(
-                    select(Delivery).where(Delivery.signal_id == uuid.UUID(signal["id"]))
-                )
-            ).all()
-    finally:
-        await db.dispose()
-    assert sorted(str(row.device_id) for row in rows) == sorted(t.id for t in terminals)
+    assert await _delivered_to(app, signal["id"]) == sorted(t.id for t in terminals)
 
 
 async def test_two_polls_of_one_device_are_both_answered(desk: Desk, app: FastAPI) -> None:
@@ -195,17 +200,7 @@ async def test_polls_arriving_together_are_answered_together(desk: Desk, app: Fa
         await asyncio.gather(*(looks.deliver(*_question(t), 50) for t in terminals))
     assert [s for s in statements if "UPDATE devices" in s] == []
     # Each device was handed the signal once, and still has it pending.
-    db = Database(str(app.state.db.url))
-    try:
-        async with db.sessionmaker() as session:
-            rows = (
-                await session.scalars(
-                    select(Delivery).where(Delivery.signal_id == uuid.UUID(signal["id"]))
-                )
-            ).all()
-    finally:
-        await db.dispose()
-    assert sorted(str(row.device_id) for row in rows) == sorted(t.id for t in terminals)
+    assert await _delivered_to(app, signal["id"]) == sorted(t.id for t in terminals)
     for terminal in terminals:
         assert await terminal.pending_ids() == [signal["id"]]
 
