@@ -39,13 +39,11 @@ import asyncpg
 from bench.fixtures import prepare
 from bench.poll import FULL, SMOKE
 from bench.seed import Shape
-from tradecast.db import DriverStatement
-from tradecast.delivery.batch import BATCH, batch_values, deliver_batch_at_once
+from tradecast.delivery.batch import BATCH_AT_ONCE, batch_values, deliver_batch_at_once
 from tradecast.delivery.repository import deliver_pending_at_once
 from tradecast.kit import clock
 
 _TRIVIAL = "SELECT $1::uuid AS device_id, $2::uuid AS owner_id, $3::timestamptz AS now"
-_BATCH_STATEMENT = DriverStatement(BATCH)
 BATCH_SIZE = 500
 # Polls that reach their look in one turn of a loaded worker's event loop.
 TOGETHER = 8
@@ -128,7 +126,7 @@ async def measure(dsn: str, executions: int) -> list[Figure]:
 
         async def batch(_: int) -> None:
             asks = [(device, owner, 50) for device, owner in picks.sample(devices, size)]
-            await _BATCH_STATEMENT.fetch(connection, batch_values(asks, clock.utcnow()))
+            await BATCH_AT_ONCE.fetch(connection, batch_values(asks, clock.utcnow()))
 
         figures = [await _timed("trivial statement (baseline)", pid, executions, baseline)]
         figures.append(await _timed("poll, last_poll moved on", pid, executions, poll))

@@ -173,7 +173,8 @@ def batch_values(asks: Sequence[tuple[uuid.UUID, uuid.UUID, int]], now: datetime
     }
 
 
-_BATCH = DriverStatement(BATCH)
+BATCH_AT_ONCE = DriverStatement(BATCH)
+"""``BATCH`` compiled once for a driver connection (``Database.driver_connection``)."""
 
 
 async def deliver_batch(
@@ -222,7 +223,7 @@ async def deliver_batch_at_once(
     answers: dict[uuid.UUID, list[SignalFields]] = {}
     stale_before = now - LAST_POLL_STEP
     stale: list[uuid.UUID] = []
-    for row in await _BATCH.fetch(connection, batch_values(asks, now)):
+    for row in await BATCH_AT_ONCE.fetch(connection, batch_values(asks, now)):
         device_id = row["for_device"]
         signals = answers.get(device_id)
         if signals is None:
