@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -28,3 +29,22 @@ class AuditEvent(UUIDPrimaryKey, Base):
     details: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
     client_ip: Mapped[str | None] = mapped_column(String(45))
     request_id: Mapped[str | None] = mapped_column(String(128))
+
+
+@dataclass(frozen=True, slots=True)
+class PendingEvent:
+    """An audit event not yet written, as a plain value with ``AuditEvent``'s
+    attributes. The device report path writes it with its own statements
+    (``audit.repository.event_row``); an ORM instance there cost about a
+    twentieth of a fill report's CPU for nothing (``docs/PERFORMANCE.md``)."""
+
+    id: uuid.UUID
+    occurred_at: datetime
+    actor_type: str
+    actor_id: uuid.UUID | None
+    action: str
+    target_type: str | None
+    target_id: str | None
+    details: dict[str, Any]
+    client_ip: str | None
+    request_id: str | None

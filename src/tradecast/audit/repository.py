@@ -21,7 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.selectable import TableValuedAlias
 
-from tradecast.audit.models import AuditEvent
+from tradecast.audit.models import AuditEvent, PendingEvent
 from tradecast.db import DriverStatement, Statements, typed
 from tradecast.kit.pagination import PageParams
 
@@ -40,7 +40,7 @@ def insert_event_if(condition: ColumnElement[bool], prefix: str) -> Insert:
     return insert(_EVENTS).from_select([column.name for column in _COLUMNS.values()], values)
 
 
-def event_values(event: AuditEvent, prefix: str = "") -> dict[str, Any]:
+def event_values(event: PendingEvent, prefix: str = "") -> dict[str, Any]:
     return {f"{prefix}{key}": getattr(event, key) for key in _COLUMNS}
 
 
@@ -54,7 +54,7 @@ def insert_events(rows: TableValuedAlias) -> Insert:
     return insert(_EVENTS).from_select(names, select(*(rows.c[name] for name in names)))
 
 
-def event_row(event: AuditEvent) -> dict[str, Any]:
+def event_row(event: PendingEvent) -> dict[str, Any]:
     """``event`` as one of ``insert_events``' rows."""
     return {column.name: getattr(event, key) for key, column in _COLUMNS.items()}
 
@@ -66,7 +66,7 @@ _INSERT_EVENT = DriverStatement(
 )
 
 
-async def insert_event(statements: Statements, event: AuditEvent) -> None:
+async def insert_event(statements: Statements, event: PendingEvent) -> None:
     """Write ``event`` at once with a prebuilt Core insert (nothing to flush)."""
     await statements.execute(_INSERT_EVENT, event_values(event))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import logging
 import uuid
@@ -10,7 +11,7 @@ from typing import Any, Required, TypedDict, Unpack
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tradecast.audit.models import AuditEvent
+from tradecast.audit.models import AuditEvent, PendingEvent
 from tradecast.audit.repository import AuditFilter, AuditRepository
 from tradecast.kit import clock
 from tradecast.kit.jsonlog import redact
@@ -39,18 +40,21 @@ class EventFields(TypedDict, total=False):
 
 
 def record(session: AsyncSession, action: str, **fields: Unpack[EventFields]) -> AuditEvent:
-    recorded = event(action, **fields)
+    pending = event(action, **fields)
+    recorded = AuditEvent(
+        **{field.name: getattr(pending, field.name) for field in dataclasses.fields(pending)}
+    )
     AuditRepository(session).add(recorded)
-    logged(recorded)
+    logged(pending)
     return recorded
 
 
-def event(action: str, **fields: Unpack[EventFields]) -> AuditEvent:
+def event(action: str, **fields: Unpack[EventFields]) -> PendingEvent:
     """An event of this request, not yet written: for a unit of work that writes
     it with its own statements (the device report path), then calls ``logged``."""
     target_id = fields.get("target_id")
     context = current()
-    return AuditEvent(
+    return PendingEvent(
         id=uuid.uuid4(),
         occurred_at=clock.utcnow(),
         actor_type=fields["actor_type"].value,
@@ -64,7 +68,7 @@ def event(action: str, **fields: Unpack[EventFields]) -> AuditEvent:
     )
 
 
-def logged(recorded: AuditEvent) -> None:
+def logged(recorded: PendingEvent) -> None:
     logger.info(
         "audit",
         extra={

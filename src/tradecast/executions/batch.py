@@ -57,7 +57,7 @@ from datetime import datetime
 from tradecast.affiliates.models import EarnedCommission
 from tradecast.affiliates.service import commissions
 from tradecast.audit import service as audit
-from tradecast.audit.models import AuditEvent
+from tradecast.audit.models import PendingEvent
 from tradecast.config import Settings
 from tradecast.db import Database, DriverStatements
 from tradecast.executions import service
@@ -79,7 +79,7 @@ CONCURRENCY = 1
 class _Fill:
     key: SigningKey
     body: FillIn
-    event: AuditEvent
+    event: PendingEvent
     outcome: asyncio.Future[_Batched | None] = field(repr=False)
 
 

@@ -25,7 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tradecast.audit.models import AuditEvent
+from tradecast.audit.models import PendingEvent
 from tradecast.audit.repository import (
     EVENT_ROW_COLUMNS,
     event_row,
@@ -347,7 +347,7 @@ class ReportRepository:
         report: ReportRow,
         *,
         trade: TradeRow | None,
-        event: AuditEvent | None,
+        event: PendingEvent | None,
         now: datetime,
     ) -> bool:
         """Store ``report`` unless (device, report_id) exists, and with it: an ACK's
@@ -417,7 +417,7 @@ class FillBatchRepository:
         self,
         reports: Sequence[ReportRow],
         trades: Iterable[TradeRow],
-        events: Sequence[AuditEvent],
+        events: Sequence[PendingEvent],
         now: datetime,
     ) -> int:
         """Store the reports, settle their deliveries, write the trades' figures and

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tradecast.affiliates.service import commissions
 from tradecast.audit import service as audit
-from tradecast.audit.models import AuditEvent
+from tradecast.audit.models import PendingEvent
 from tradecast.audit.service import ActorType
 from tradecast.config import Settings
 from tradecast.db import Statements
@@ -227,7 +227,7 @@ async def trades_of(
     return await TradeRepository(session).page_for_user(user.id, criteria, page)
 
 
-def audit_event(device_id: uuid.UUID, body: FillIn | ErrorIn) -> AuditEvent:
+def audit_event(device_id: uuid.UUID, body: FillIn | ErrorIn) -> PendingEvent:
     """The audit event of a new fill or error report, in the reporting request's
     context (its client address and request id)."""
     kind = _kind(body)
