@@ -4,6 +4,7 @@ import io
 import json
 import logging
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 
@@ -69,3 +70,21 @@ def test_secret_looking_fields_are_redacted() -> None:
     assert entry["password"] == "[redacted]"
     assert entry["device_secret"] == "[redacted]"
     assert entry["amount"] == "5"
+
+
+@pytest.mark.parametrize(
+    "created",
+    [
+        1_795_000_000.0,  # a whole second
+        1_795_000_000.0004994,  # rounds down to .000
+        1_795_000_000.9995,  # .999500 → .999
+        1_795_000_000.9999996,  # rounds up into the next second
+        1_795_000_059.9999999,  # ... and the next minute
+        374_482_817.86799955,  # the microsecond rounds up to .868
+    ],
+)
+def test_line_timestamps_are_utc_to_the_millisecond(created: float) -> None:
+    record = logging.LogRecord("t", logging.INFO, __file__, 1, "event", (), None)
+    record.created = created
+    entry = json.loads(JsonFormatter().format(record))
+    assert entry["ts"] == datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")

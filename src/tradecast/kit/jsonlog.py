@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import re
 import sys
 from datetime import UTC, datetime
@@ -28,10 +29,25 @@ def redact(fields: dict[str, Any]) -> dict[str, Any]:
     return {key: "[redacted]" if _is_secret(key) else value for key, value in fields.items()}
 
 
+@functools.lru_cache(maxsize=4)
+def _second(whole: int) -> str:
+    # Lines come many to a second: the date and time up to the second made once.
+    return datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def _timestamp(created: float) -> str:
+    """``created`` in ISO 8601 to the millisecond, UTC, as ``isoformat`` writes it."""
+    fraction, whole = math.modf(created)
+    micro = round(fraction * 1e6)  # rounded as ``datetime.fromtimestamp`` rounds
+    if micro >= 1_000_000:
+        whole, micro = whole + 1, micro - 1_000_000
+    return f"{_second(int(whole))}.{micro // 1000:03d}+00:00"
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "ts": _timestamp(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "event": record.getMessage(),
@@ -43,8 +59,9 @@ class JsonFormatter(logging.Formatter):
                 value = getattr(context, key)
                 if value is not None:
                     entry[key] = value
-        extra = {k: v for k, v in record.__dict__.items() if k not in _RESERVED}
-        entry.update(redact(extra))
+        for key, value in record.__dict__.items():
+            if key not in _RESERVED:
+                entry[key] = "[redacted]" if _is_secret(key) else value
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return orjson.dumps(entry, default=str).decode()
