@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -380,10 +381,18 @@ def json_table_rows(table: Table, name: str, param: str) -> TableValuedAlias:
     return json_rows(name, [typed(table_column) for table_column in table.columns], param)
 
 
+@functools.cache
+def column_names(table: Table) -> tuple[tuple[str, str], ...]:
+    """Each of ``table``'s columns as (name, attribute key), read once: walking a
+    table's columns costs more than the rows they describe, on paths that make
+    a row per request."""
+    return tuple((table_column.name, table_column.key) for table_column in table.columns)
+
+
 def json_row(table: Table, value: object) -> dict[str, Any]:
     """``value``'s attributes named like ``table``'s columns, as one of
     ``json_table_rows``' rows."""
-    return {table_column.name: getattr(value, table_column.key) for table_column in table.columns}
+    return {name: getattr(value, key) for name, key in column_names(table)}
 
 
 def insert_rows(table: Table, rows: TableValuedAlias, *order_by: Any) -> postgresql.Insert:

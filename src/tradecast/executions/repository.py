@@ -38,6 +38,7 @@ from tradecast.db import (
     DriverStatement,
     Statements,
     UTCDateTime,
+    column_names,
     insert_rows,
     json_row,
     json_rows,
@@ -71,6 +72,9 @@ _DEVICE_ID = bindparam("device_id", type_=Uuid())
 _SIGNAL_ID = bindparam("signal_id", type_=Uuid())
 _REPORT_ID = bindparam("report_id", type_=String())
 _NOW = bindparam("now", type_=UTCDateTime())
+# The attribute keys of a report's and a trade's columns, read once (``db.column_names``).
+_REPORT_KEYS = tuple(key for _, key in column_names(_REPORTS))
+_TRADE_KEYS = tuple(key for _, key in column_names(_TRADES))
 # A stored report's columns, named ``stored_<column>`` beside the other reads.
 _STORED = {f"stored_{column.key}": column for column in _REPORTS.columns}
 
@@ -280,11 +284,11 @@ class ReportContext:
 
 def _report_from(row: Mapping[str, Any], prefix: str = "") -> ReportRow:
     """A stored report as a plain value."""
-    return ReportRow(**{column.key: row[f"{prefix}{column.key}"] for column in _REPORTS.columns})
+    return ReportRow(**{key: row[f"{prefix}{key}"] for key in _REPORT_KEYS})
 
 
 def _trade_from(row: Mapping[str, Any]) -> TradeRow:
-    return TradeRow(**{column.key: row[column.key] for column in _TRADES.columns})
+    return TradeRow(**{key: row[key] for key in _TRADE_KEYS})
 
 
 def _context_from(row: Mapping[str, Any]) -> ReportContext:
@@ -338,7 +342,7 @@ class ReportRepository:
         writers with BEGIN IMMEDIATE). The trade comes back as a detached value;
         ``write`` stores its new figures.
         """
-        values = {column.key: getattr(template, column.key) for column in _TRADES.columns}
+        values = {key: getattr(template, key) for key in _TRADE_KEYS}
         (row,) = await self.statements.rows(_LOCK_TRADE, values)
         return _trade_from(row)
 
@@ -359,9 +363,7 @@ class ReportRepository:
         change nothing, and can then read it. PostgreSQL does it all in one
         statement (``_write_at_once``), SQLite one statement after another.
         """
-        values: dict[str, Any] = {
-            column.key: getattr(report, column.key) for column in _REPORTS.columns
-        }
+        values: dict[str, Any] = {key: getattr(report, key) for key in _REPORT_KEYS}
         values.update(b_device_id=report.device_id, b_signal_id=report.signal_id, now=now)
         if trade is not None:
             values.update({f"v_{name}": getattr(trade, name) for name in _RUNNING_FIGURES})
