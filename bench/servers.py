@@ -56,6 +56,9 @@ def serve(
         # As `tradecast serve` listens: a fleet connecting at once queues in the kernel.
         "--backlog",
         str(LISTEN_BACKLOG),
+        # As `tradecast serve` runs it: the app resolves client addresses itself
+        # (TRADECAST_TRUSTED_PROXIES), so uvicorn's proxy-header rewriting is off.
+        "--no-proxy-headers",
         "--no-access-log",
         "--log-level",
         "warning",
