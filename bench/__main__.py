@@ -9,7 +9,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-BENCHMARKS = ("bench.poll", "bench.latency", "bench.ingest", "bench.statements")
+BENCHMARKS = ("bench.poll", "bench.latency", "bench.ingest", "bench.statements", "bench.inprocess")
 
 
 def main() -> int:
