@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import sys
 import tempfile
@@ -197,14 +198,20 @@ PRESIGN: dict[str, tuple[str, Shape, Shape, Callable[[Shape, int, Path], None]]]
 
 @contextmanager
 def _stderr_to(file: Path) -> Iterator[None]:
-    """The app's log lines to a file, as ``bench.servers`` keeps a server's."""
+    """The app's log lines to a file, as ``bench.servers`` keeps a server's; the
+    app's logging set-up undone afterwards, so that the benchmark's own work
+    (the next database's migrations) is not logged as the app's."""
     sys.stderr.flush()
     saved = os.dup(2)
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
     with file.open("ab") as log:
         os.dup2(log.fileno(), 2)
     try:
         yield
     finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
         sys.stderr.flush()
         os.dup2(saved, 2)
         os.close(saved)
@@ -241,11 +248,14 @@ def report(rounds: list[Round], args: argparse.Namespace) -> None:
         f"{'path':5} {'endpoint':24} {'requests':>8} {'non-2xx':>7} {'app CPU':>8} "
         f"{'PG CPU':>7} {'req/s':>7}  vs baseline (app CPU)"
     )
-    baseline: dict[str, float] = {}
+    # Each path's baseline: the mean of its bare endpoint's rounds.
+    bare: dict[str, list[float]] = {}
+    for row in rounds:
+        if row.name.startswith("bare"):
+            bare.setdefault(row.path, []).append(row.per_request_ms(row.app_cpu_s))
+    baseline = {path: sum(figures) / len(figures) for path, figures in bare.items()}
     for row in rounds:
         app_ms = row.per_request_ms(row.app_cpu_s)
-        if row.name.startswith("bare"):
-            baseline[row.path] = app_ms
         ratio = app_ms / baseline[row.path] if baseline.get(row.path) else float("nan")
         print(
             f"{row.path:5} {row.name:24} {row.requests:8d} {row.failed:7d} {app_ms:8.3f} "
