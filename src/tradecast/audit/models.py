@@ -36,7 +36,7 @@ class PendingEvent:
     """An audit event not yet written, as a plain value with ``AuditEvent``'s
     attributes. The device report path writes it with its own statements
     (``audit.repository.event_row``); an ORM instance there cost about a
-    twentieth of a fill report's CPU for nothing (``docs/PERFORMANCE.md``)."""
+    thirtieth of a fill report's CPU for nothing (``docs/PERFORMANCE.md``)."""
 
     id: uuid.UUID
     occurred_at: datetime
