@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from asgi_lifespan import LifespanManager
 from starlette.types import ASGIApp as App
 
 from bench import cpu, ingest, poll
@@ -73,7 +74,7 @@ def read_requests(file: Path) -> list[Request]:
     return requests
 
 
-async def _call(app: App, request: Request, state: dict[str, Any]) -> int:
+async def _call(app: App, request: Request) -> int:
     scope: dict[str, Any] = {
         "type": "http",
         "asgi": {"version": "3.0"},
@@ -87,7 +88,6 @@ async def _call(app: App, request: Request, state: dict[str, Any]) -> int:
         "headers": [(b"host", b"127.0.0.1"), *request.headers],
         "client": ("127.0.0.1", 50000),
         "server": ("127.0.0.1", 8000),
-        "state": dict(state),
     }
     sent = False
     status = 0
@@ -109,7 +109,7 @@ async def _call(app: App, request: Request, state: dict[str, Any]) -> int:
     return status
 
 
-async def drive(app: App, requests: list[Request], tasks: int, state: dict[str, Any]) -> int:
+async def drive(app: App, requests: list[Request], tasks: int) -> int:
     """Send every request, ``tasks`` at a time; how many were not answered 2xx."""
     pending: Iterator[Request] = iter(requests)
     failed = 0
@@ -117,49 +117,24 @@ async def drive(app: App, requests: list[Request], tasks: int, state: dict[str, 
     async def sender() -> None:
         nonlocal failed
         for request in pending:
-            if not 200 <= await _call(app, request, state) < 300:
+            if not 200 <= await _call(app, request) < 300:
                 failed += 1
 
     await asyncio.gather(*(sender() for _ in range(tasks)))
     return failed
 
 
-class Lifespan:
-    """The app's startup and shutdown through the ASGI lifespan protocol, as a
-    server runs them; ``state`` is what the app keeps for its requests."""
-
-    def __init__(self, app: App) -> None:
-        self.app = app
-        self.state: dict[str, Any] = {}
-        self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self._outbox: asyncio.Queue[MutableMapping[str, Any]] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> Lifespan:
-        scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": self.state}
-        self._task = asyncio.ensure_future(self.app(scope, self._inbox.get, self._outbox.put))
-        await self._inbox.put({"type": "lifespan.startup"})
-        answer = await self._outbox.get()
-        if answer["type"] != "lifespan.startup.complete":
-            raise RuntimeError(f"the app did not start: {answer}")
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        await self._inbox.put({"type": "lifespan.shutdown"})
-        await self._outbox.get()
-        if self._task is not None:
-            await self._task
-
-
 async def _rounds(
     path: str, factory: Callable[[], App], name: str, files: tuple[Path, Path], args: Any
 ) -> list[Round]:
     warm_up_file, measured_file = files
-    app = factory()
     rounds = []
-    async with Lifespan(app) as lifespan:
+    # The app started and stopped as a server does; ``manager.app`` hands each
+    # request the state its lifespan set up.
+    async with LifespanManager(factory(), startup_timeout=60, shutdown_timeout=60) as manager:
+        app = manager.app
         # Every device polls once, as in the HTTP benchmarks.
-        await drive(app, read_requests(warm_up_file), args.tasks, lifespan.state)
+        await drive(app, read_requests(warm_up_file), args.tasks)
         measured = read_requests(measured_file)
         size = len(measured) // args.rounds
         for n in range(args.rounds):
@@ -167,7 +142,7 @@ async def _rounds(
             postgres = cpu.postgres_pids()
             before_pg = {pid: cpu.cpu_seconds(pid) for pid in postgres}
             began_cpu, began = time.process_time(), time.perf_counter()
-            failed = await drive(app, share, args.tasks, lifespan.state)
+            failed = await drive(app, share, args.tasks)
             app_cpu, wall = time.process_time() - began_cpu, time.perf_counter() - began
             postgres_cpu = sum(
                 cpu.cpu_seconds(pid) - before_pg.get(pid, 0.0) for pid in cpu.postgres_pids()
