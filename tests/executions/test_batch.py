@@ -85,6 +85,45 @@ async def test_fills_arriving_together_share_batches_and_earn_as_one_after_anoth
     assert [t["size"] for t in loner_trades.json()["items"]] == ["1"]
 
 
+async def test_a_trade_new_to_a_batch_holds_all_its_fills_and_an_old_one_adds_them(
+    desk: Desk,
+) -> None:
+    owner = await desk.api.user()
+    old, new = await desk.terminal(owner, "MT5-old"), await desk.terminal(owner, "MT5-new")
+    signal = await polled(desk, old, new)
+    first = await old.fill(signal, "1", "1")
+    assert first.status_code == 201, first.text
+    before = await batches(desk.api.client)
+
+    responses = await asyncio.gather(
+        old.fill(signal, "2", "1"),
+        old.fill(signal, "3", "2"),
+        new.fill(signal, "1.5", "1"),
+        new.fill(signal, "2.5", "1"),
+    )
+    assert [r.status_code for r in responses] == [201] * 4, [r.text for r in responses]
+    _, rolled_back, batched = await batches(desk.api.client)
+    assert (batched - before[2], rolled_back - before[1]) == (4, 0)
+    old_trade = first.json()["trade_id"]
+    assert {r.json()["trade_id"] for r in responses[:2]} == {old_trade}
+    new_trades = {r.json()["trade_id"] for r in responses[2:]}
+    assert len(new_trades) == 1
+    assert old_trade not in new_trades
+
+    listed = await desk.api.client.get("/api/v1/trades", headers=owner.headers)
+    trades = {trade["id"]: trade for trade in listed.json()["items"]}
+    assert set(trades) == {old_trade, *new_trades}
+    # 1×1 + 2×1 + 3×2 = 9 over 4; 1.5 + 2.5 = 4 over 2 (contract size 1).
+    figures = [(t["size"], t["price"], t["notional"]) for t in trades.values()]
+    assert (trades[old_trade]["size"], trades[old_trade]["price"]) == ("4", "2.25")
+    assert sorted(figures) == [("2", "2", "4"), ("4", "2.25", "9")]
+    # Each device's fills, as its owner reads them back, name its trade.
+    status = await desk.api.client.get(f"/api/v1/exec/status/{signal}", headers=owner.headers)
+    assert status.status_code == 200, status.text
+    named = {(e["device_id"], e["trade_id"]) for e in status.json()}
+    assert named == {(old.id, old_trade), *((new.id, trade) for trade in new_trades)}
+
+
 async def test_what_a_batch_cannot_take_is_answered_as_a_lone_fill_would_be(desk: Desk) -> None:
     owner = await desk.api.user()
     terminals = [await desk.terminal(owner, f"MT5-{n}") for n in range(4)]

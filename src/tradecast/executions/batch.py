@@ -28,6 +28,12 @@ Decisions:
   fill in it is recorded alone. Nothing is recorded twice: each report stays
   unique on (device, ``report_id``), and a lone fill whose batch did commit
   after all finds its report stored and answers as a replay.
+- **A new trade is written once**: each trade is worked out first as if it
+  were new, from all the batch's fills on it, and inserted so; only a trade
+  that already existed is locked, given the fills on its stored figures and
+  updated. A row inserted and then updated in one transaction costs
+  PostgreSQL a second row version and its foreign-key checks run again;
+  most trades take one fill. If the batch rolls back, so does the insert.
 - **Lock order**: all the batch's trades in (device, signal) order, then the
   reports, deliveries and trade figures, then the affiliates in id order. A
   single fill takes the same kinds of lock in the same order (trade, report,
@@ -117,23 +123,33 @@ async def record_fills(
         plain.append((position, fill, device, signal))
     if not plain:
         return {}
+    # Each trade as it will be if it is new: its first row holds the batch's fills.
     templates: dict[TradeKey, TradeRow] = {}
-    for _, _, device, signal in plain:
-        templates.setdefault((device.id, signal.id), service.empty_trade(device, signal, now))
+    for _, fill, device, signal in plain:
+        key = (device.id, signal.id)
+        template = templates.get(key)
+        if template is None:
+            template = templates[key] = service.empty_trade(device, signal, now)
+        service.apply_fill(settings, template, signal, fill.body, now)
     trades = await repo.lock_trades(templates.values())
+    # A trade that comes back with its template's (fresh) id was inserted so; one
+    # that existed takes the batch's fills on its locked row, and is written after.
+    existing = {key: trade for key, trade in trades.items() if trade.id != templates[key].id}
     reports: list[ReportRow] = []
     earnings: list[commissions.FillEarning] = []
     for _, fill, device, signal in plain:
         digest = service.fingerprint(ExecutionType.FILL, fill.body)
         report = service.new_report(device, fill.body, ExecutionType.FILL, digest, now)
-        trade = trades[(device.id, signal.id)]
+        key = (device.id, signal.id)
+        trade = trades[key]
         report.trade_id = trade.id
-        service.apply_fill(settings, trade, signal, fill.body, now)
+        if key in existing:
+            service.apply_fill(settings, trade, signal, fill.body, now)
         reports.append(report)
         notional = service.fill_notional(settings, signal, fill.body)
         earnings.append(commissions.FillEarning(device.user_id, trade.id, report.id, notional))
     events = [fill.event for _, fill, _, _ in plain]
-    if await repo.write(reports, trades.values(), events, now) != len(reports):
+    if await repo.write(reports, existing.values(), events, now) != len(reports):
         raise BatchConflict()
     earned = await commissions.record_for_fills(statements, settings, earnings, now)
     return {

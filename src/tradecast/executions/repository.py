@@ -214,7 +214,8 @@ def _batch_context() -> Select[Any]:
 
 def _lock_trades() -> Insert:
     """``_LOCK_TRADE`` for many trades, taken in (device, signal) order: two
-    batches lock their common trades in the same order and cannot deadlock."""
+    batches lock their common trades in the same order and cannot deadlock. A
+    trade that does not exist yet is inserted as given, its figures included."""
     given = json_table_rows(_TRADES, "given", "trades")
     return (
         insert_rows(_TRADES, given, given.c.device_id, given.c.signal_id)
@@ -227,8 +228,9 @@ def _lock_trades() -> Insert:
 
 def _write_fills() -> Select[Any]:
     """The batch's reports and all they change, as one statement: the reports
-    (``ON CONFLICT DO NOTHING``), their deliveries settled, their trades' new
-    figures (rows locked by ``_lock_trades``) and their audit events. Returns how
+    (``ON CONFLICT DO NOTHING``), their deliveries settled, the new figures of
+    the trades that existed before (rows locked by ``_lock_trades``) and their
+    audit events. Returns how
     many reports were stored: fewer than given means a copy of one was stored
     meanwhile, and the caller rolls the whole batch back."""
     reports = json_table_rows(_REPORTS, "reports", "reports")
@@ -408,8 +410,9 @@ class FillBatchRepository:
         return {row["position"]: _context_from(row) for row in found}
 
     async def lock_trades(self, templates: Iterable[TradeRow]) -> dict[TradeKey, TradeRow]:
-        """``ReportRepository.lock_trade`` for trades of distinct (device, signal),
-        locked in that order."""
+        """Each trade of distinct (device, signal), inserted as given if it is new,
+        locked for update either way (in that order); as stored. A new trade
+        comes back with its template's id, an existing one with its own."""
         rows = [json_row(_TRADES, template) for template in templates]
         locked = await self.statements.rows(_LOCK_TRADES, {"trades": json_rows_value(rows)})
         trades = (_trade_from(row) for row in locked)
@@ -422,9 +425,9 @@ class FillBatchRepository:
         events: Sequence[PendingEvent],
         now: datetime,
     ) -> int:
-        """Store the reports, settle their deliveries, write the trades' figures and
-        the audit events; how many reports were stored (all, unless a copy of one
-        was stored meanwhile)."""
+        """Store the reports, settle their deliveries, write ``trades``' figures
+        (those that existed before the batch) and the audit events; how many
+        reports were stored (all, unless a copy of one was stored meanwhile)."""
         values = {
             "reports": json_rows_value([json_row(_REPORTS, report) for report in reports]),
             "figures": json_rows_value(
