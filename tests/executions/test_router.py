@@ -23,6 +23,28 @@ async def delivered(desk: Desk, terminal: Terminal, **signal: Any) -> dict[str, 
     return created
 
 
+async def test_reports_trades_and_signals_get_ids_in_the_order_they_were_made(
+    desk: Desk,
+) -> None:
+    terminal = await desk.terminal()
+    made: list[uuid.UUID] = []
+    for price in ("1.1", "1.2"):
+        signal = await delivered(desk, terminal)
+        await asyncio.sleep(0.002)
+        fill = await terminal.fill(signal["id"], price, "0.5")
+        assert fill.status_code == 201, fill.text
+        made += [uuid.UUID(signal["id"]), uuid.UUID(fill.json()["trade_id"])]
+        made.append(uuid.UUID(fill.json()["id"]))
+        await asyncio.sleep(0.002)
+    assert {made_id.version for made_id in made} == {7}
+    # A signal's id before its fill's trade and report (a millisecond apart);
+    # the trade and report of one fill may share a millisecond, in either order.
+    first, second = made[:3], made[3:]
+    assert first[0] < min(first[1:])
+    assert second[0] < min(second[1:])
+    assert max(first) < min(second)
+
+
 async def test_ack_is_stored_and_settles_delivery(desk: Desk) -> None:
     terminal = await desk.terminal()
     signal = await delivered(desk, terminal)

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tradecast.audit.models import AuditEvent, PendingEvent
 from tradecast.audit.repository import AuditFilter, AuditRepository
-from tradecast.kit import clock
+from tradecast.kit import clock, ids
 from tradecast.kit.jsonlog import redact
 from tradecast.kit.pagination import PageParams
 from tradecast.kit.request_context import current
@@ -55,7 +55,7 @@ def event(action: str, **fields: Unpack[EventFields]) -> PendingEvent:
     target_id = fields.get("target_id")
     context = current()
     return PendingEvent(
-        id=uuid.uuid4(),
+        id=ids.time_ordered(),
         occurred_at=clock.utcnow(),
         actor_type=fields["actor_type"].value,
         actor_id=fields.get("actor_id"),

@@ -27,7 +27,7 @@ from tradecast.executions.repository import (
     TradeRepository,
 )
 from tradecast.executions.schemas import AckIn, ErrorIn, FillIn
-from tradecast.kit import clock, money
+from tradecast.kit import clock, ids, money
 from tradecast.kit.decimals import decimal_text
 from tradecast.kit.pagination import PageParams
 from tradecast.signed.errors import KeyInactive, UnknownKey
@@ -166,7 +166,7 @@ def new_report(
     fill = body if isinstance(body, FillIn) else None
     error = body if isinstance(body, ErrorIn) else None
     return ReportRow(
-        id=uuid.uuid4(),
+        id=ids.time_ordered(),
         device_id=device.id,
         signal_id=body.signal_id,
         report_id=body.report_id,
@@ -186,7 +186,7 @@ def empty_trade(device: Reporter, signal: ReportedSignal, now: datetime) -> Trad
     """The row a (device, signal) trade starts from, before its first fill."""
     zero = Decimal(0)
     return TradeRow(
-        id=uuid.uuid4(),
+        id=ids.time_ordered(),
         user_id=device.user_id,
         device_id=device.id,
         signal_id=signal.id,

@@ -10,7 +10,6 @@ success and that commit sends it again.
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tradecast.db import Database
-from tradecast.kit import clock
+from tradecast.kit import clock, ids
 from tradecast.outbox.models import OutboxEvent
 from tradecast.outbox.repository import OutboxRepository
 
@@ -45,7 +44,7 @@ class DropEvent(Exception):
 def emit(session: AsyncSession, topic: str, payload: dict[str, Any]) -> OutboxEvent:
     now = clock.utcnow()
     event = OutboxEvent(
-        id=uuid.uuid4(),
+        id=ids.time_ordered(),
         topic=topic,
         payload=payload,
         created_at=now,

@@ -23,7 +23,7 @@ from tradecast.audit.service import ActorType
 from tradecast.config import Settings
 from tradecast.devices.models import Device
 from tradecast.executions.quality import slippage_pct
-from tradecast.kit import clock
+from tradecast.kit import clock, ids
 from tradecast.kit.decimals import decimal_text
 from tradecast.kit.pagination import PageParams
 from tradecast.outbox import service as outbox
@@ -240,7 +240,7 @@ def _issue_key(finding: Finding) -> tuple[str, str, str]:
 
 def _issue_row(finding: Finding, now: datetime) -> dict[str, Any]:
     return {
-        "id": uuid.uuid4(),
+        "id": ids.time_ordered(),
         "signal_id": finding.signal_id,
         "device_id": finding.device_id,
         "kind": finding.kind,

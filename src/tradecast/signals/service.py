@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tradecast.audit import service as audit
 from tradecast.audit.service import ActorType
 from tradecast.config import Settings
-from tradecast.kit import clock
+from tradecast.kit import clock, ids
 from tradecast.kit.pagination import PageParams
 from tradecast.signals.errors import AlreadyDecided, SignalNotFound, SignalNotOpen
 from tradecast.signals.models import Decision, Signal, SignalApproval, SignalStatus
@@ -77,7 +77,7 @@ async def _original(
 
 def _new_signal(publisher: Publisher, data: SignalCreate, now: datetime, ttl_s: int) -> Signal:
     return Signal(
-        id=uuid.uuid4(),
+        id=ids.time_ordered(),
         producer_id=publisher.producer_id,
         created_by_user_id=None if publisher.producer_id else publisher.actor_id,
         external_id=data.external_id,

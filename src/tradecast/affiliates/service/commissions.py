@@ -29,7 +29,7 @@ from tradecast.affiliates.repository import (
 from tradecast.affiliates.tiers import VOLUME_WINDOW, tier_for
 from tradecast.config import Settings
 from tradecast.db import Statements
-from tradecast.kit import money
+from tradecast.kit import ids, money
 from tradecast.kit.pagination import PageParams
 
 logger = logging.getLogger("tradecast.affiliates")
@@ -174,7 +174,7 @@ def _earned(
     fill's own notional counts towards its tier."""
     tier = tier_for(settings.affiliate_tiers, money.add(move.volume(read), fill.notional))
     commission = EarnedCommission(
-        id=uuid.uuid4(),
+        id=ids.time_ordered(),
         affiliate_id=affiliate.affiliate_id,
         referral_id=referral.referral_id,
         referred_user_id=fill.user_id,
