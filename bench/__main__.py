@@ -9,7 +9,14 @@ from __future__ import annotations
 import subprocess
 import sys
 
-BENCHMARKS = ("bench.poll", "bench.latency", "bench.ingest", "bench.statements", "bench.inprocess")
+BENCHMARKS = (
+    "bench.poll",
+    "bench.latency",
+    "bench.ingest",
+    "bench.statements",
+    "bench.inprocess",
+    "bench.ids",
+)
 
 
 def main() -> int:
