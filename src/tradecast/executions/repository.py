@@ -230,9 +230,9 @@ def _write_fills() -> Select[Any]:
     """The batch's reports and all they change, as one statement: the reports
     (``ON CONFLICT DO NOTHING``), their deliveries settled, the new figures of
     the trades that existed before (rows locked by ``_lock_trades``) and their
-    audit events. Returns how
-    many reports were stored: fewer than given means a copy of one was stored
-    meanwhile, and the caller rolls the whole batch back."""
+    audit events. Returns how many reports were stored: fewer than given means
+    a copy of one was stored meanwhile, and the caller rolls the whole batch
+    back."""
     reports = json_table_rows(_REPORTS, "reports", "reports")
     inserted = (
         insert_rows(_REPORTS, reports)
