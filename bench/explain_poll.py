@@ -19,6 +19,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy.dialects import postgresql
 
+from bench.fixtures import fresh_database
 from bench.seed import Shape, device_id, seed, user_id
 from tradecast import migrate
 from tradecast.delivery.repository import pending_signals_query
@@ -69,11 +70,7 @@ def _literal(value: object) -> str:
 
 
 async def main(dsn: str) -> None:
-    admin = await asyncpg.connect(dsn)
-    await admin.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-    await admin.execute(f'CREATE DATABASE "{DATABASE}"')
-    await admin.close()
-    target = dsn.rsplit("/", 1)[0] + "/" + DATABASE
+    target = await fresh_database(DATABASE, dsn)
     await asyncio.to_thread(
         migrate.upgrade, target.replace("postgresql://", "postgresql+asyncpg://", 1)
     )

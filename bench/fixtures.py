@@ -24,15 +24,20 @@ def device_secret(device: str) -> str:
     return hmac.new(b"tradecast-bench", device.encode(), hashlib.sha256).hexdigest()
 
 
-async def prepare(database: str, shape: Shape, admin_dsn: str = ADMIN_DSN) -> str:
-    """Create ``database`` afresh and fill it; returns its asyncpg DSN."""
+async def fresh_database(database: str, admin_dsn: str = ADMIN_DSN) -> str:
+    """Create ``database`` empty, dropping any left by an earlier run; its asyncpg DSN."""
     admin = await asyncpg.connect(admin_dsn)
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         await admin.execute(f'CREATE DATABASE "{database}"')
     finally:
         await admin.close()
-    dsn = admin_dsn.rsplit("/", 1)[0] + "/" + database
+    return admin_dsn.rsplit("/", 1)[0] + "/" + database
+
+
+async def prepare(database: str, shape: Shape, admin_dsn: str = ADMIN_DSN) -> str:
+    """Create ``database`` afresh and fill it; returns its asyncpg DSN."""
+    dsn = await fresh_database(database, admin_dsn)
     await asyncio.to_thread(migrate.upgrade, sqlalchemy_url(dsn))
     await seed(dsn, shape, vacuum=False)
     await seal_device_secrets(dsn, shape)

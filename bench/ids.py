@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 import asyncpg
 
 from bench import cpu
-from bench.fixtures import ADMIN_DSN
+from bench.fixtures import fresh_database
 from tradecast.kit import ids
 
 DATABASE = "tradecast_bench_ids"
@@ -68,13 +68,7 @@ class Round:
 
 
 async def prepare(history: int) -> str:
-    admin = await asyncpg.connect(ADMIN_DSN)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{DATABASE}"')
-    finally:
-        await admin.close()
-    dsn = ADMIN_DSN.rsplit("/", 1)[0] + "/" + DATABASE
+    dsn = await fresh_database(DATABASE)
     connection = await asyncpg.connect(dsn)
     try:
         for label in TABLES:
