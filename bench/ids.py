@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import time
 import uuid
 from collections.abc import Callable
@@ -26,35 +25,38 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import asyncpg
+from uuid_utils.compat import uuid7
 
 from bench import cpu
 from bench.fixtures import fresh_database
 from tradecast.kit import ids
 
 DATABASE = "tradecast_bench_ids"
-TABLES: dict[str, Callable[[], uuid.UUID]] = {
-    "random (version 4)": uuid.uuid4,
-    "time-ordered (version 7)": ids.time_ordered,
-}
-_MONTH_MS = 30 * 24 * 3600 * 1000
+_MONTH_NS = 30 * 24 * 3600 * 10**9
+
+
+@dataclass(frozen=True)
+class Ids:
+    """One way of making ids, and the table that holds its rows."""
+
+    label: str
+    table: str
+    make: Callable[[], uuid.UUID]
+    history: Callable[[int], list[uuid.UUID]]
+
+
+def _past_random(count: int) -> list[uuid.UUID]:
+    return [uuid.uuid4() for _ in range(count)]
 
 
 def _past_ordered(count: int) -> list[uuid.UUID]:
     """``count`` version 7 ids spread in order over the past 30 days."""
-    now_ms = time.time_ns() // 1_000_000
-    made = []
-    for n in range(count):
-        ms = now_ms - _MONTH_MS + n * _MONTH_MS // count
-        random = int.from_bytes(os.urandom(10), "big")
-        rand_a, rand_b = random >> 68, random & ((1 << 62) - 1)
-        made.append(
-            uuid.UUID(int=(ms << 80) | (0x7 << 76) | (rand_a << 64) | (0b10 << 62) | rand_b)
-        )
-    return made
+    start = time.time_ns() - _MONTH_NS
+    return [uuid7(nanoseconds=start + n * _MONTH_NS // count) for n in range(count)]
 
 
-def _table(label: str) -> str:
-    return "ids_random" if label.startswith("random") else "ids_ordered"
+BASELINE = Ids("random (version 4)", "ids_random", uuid.uuid4, _past_random)
+KINDS = (BASELINE, Ids("time-ordered (version 7)", "ids_ordered", ids.time_ordered, _past_ordered))
 
 
 @dataclass(frozen=True)
@@ -71,33 +73,26 @@ async def prepare(history: int) -> str:
     dsn = await fresh_database(DATABASE)
     connection = await asyncpg.connect(dsn)
     try:
-        for label in TABLES:
-            table = _table(label)
+        for kind in KINDS:
             await connection.execute(
-                f"CREATE TABLE {table} (id uuid PRIMARY KEY,"
+                f"CREATE TABLE {kind.table} (id uuid PRIMARY KEY,"
                 " created_at timestamptz NOT NULL, body text NOT NULL)"
             )
-            past = (
-                [uuid.uuid4() for _ in range(history)]
-                if table == "ids_random"
-                else _past_ordered(history)
-            )
+            past = kind.history(history)
             await connection.copy_records_to_table(
-                table, records=((made, datetime.now(UTC), "history") for made in past)
+                kind.table, records=((made, datetime.now(UTC), "history") for made in past)
             )
-            await connection.execute(f"VACUUM ANALYZE {table}")
+            await connection.execute(f"VACUUM ANALYZE {kind.table}")
     finally:
         await connection.close()
     return dsn
 
 
 async def insert_round(
-    connection: asyncpg.Connection, label: str, args: argparse.Namespace
+    connection: asyncpg.Connection, kind: Ids, args: argparse.Namespace
 ) -> Round:
-    table = _table(label)
-    make = TABLES[label]
     statement = await connection.prepare(
-        f"INSERT INTO {table} (id, created_at, body)"
+        f"INSERT INTO {kind.table} (id, created_at, body)"
         " SELECT unnest($1::uuid[]), now(), 'a new row of about this size'"
     )
     await connection.execute("CHECKPOINT")
@@ -105,7 +100,7 @@ async def insert_round(
     wal_before = await connection.fetchval("SELECT pg_current_wal_insert_lsn()")
     cpu_before, began = cpu.cpu_seconds(backend), time.perf_counter()
     for _ in range(args.rows // args.batch):
-        batch = [make() for _ in range(args.batch)]
+        batch = [kind.make() for _ in range(args.batch)]
         async with connection.transaction():
             await statement.fetch(batch)
     wall = time.perf_counter() - began
@@ -113,9 +108,9 @@ async def insert_round(
     wal = await connection.fetchval(
         "SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), $1)", wal_before
     )
-    index_bytes = await connection.fetchval(f"SELECT pg_relation_size('{table}_pkey')")
+    index_bytes = await connection.fetchval(f"SELECT pg_relation_size('{kind.table}_pkey')")
     rows = args.rows // args.batch * args.batch
-    return Round(label, rows, used, int(wal), wall, index_bytes / 2**20)
+    return Round(kind.label, rows, used, int(wal), wall, index_bytes / 2**20)
 
 
 async def run(args: argparse.Namespace) -> list[Round]:
@@ -124,8 +119,8 @@ async def run(args: argparse.Namespace) -> list[Round]:
     rounds = []
     try:
         for _ in range(args.rounds):
-            for label in TABLES:
-                rounds.append(await insert_round(connection, label, args))
+            for kind in KINDS:
+                rounds.append(await insert_round(connection, kind, args))
     finally:
         await connection.close()
     return rounds
@@ -140,7 +135,7 @@ def report(rounds: list[Round], args: argparse.Namespace) -> None:
         f"{'ids':26} {'rows':>7} {'CPU µs':>7} {'WAL bytes':>9} {'wall µs':>8} "
         f"{'index MB':>8}  vs baseline (CPU, WAL)"
     )
-    baseline = [row for row in rounds if row.label.startswith("random")]
+    baseline = [row for row in rounds if row.label == BASELINE.label]
     base_cpu = sum(row.cpu_s / row.rows for row in baseline) / len(baseline)
     base_wal = sum(row.wal_bytes / row.rows for row in baseline) / len(baseline)
     for row in rounds:
