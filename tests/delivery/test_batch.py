@@ -20,6 +20,7 @@ from tests.helpers import assert_problem
 from tradecast.db import Database, DriverStatement
 from tradecast.delivery.batch import DeliveryBatcher, LookBatcher
 from tradecast.delivery.models import Delivery
+from tradecast.delivery.repository import LAST_POLL_STEP
 from tradecast.delivery.wakeups import WakeupHub
 from tradecast.kit import clock
 
@@ -216,6 +217,37 @@ async def test_a_woken_look_does_not_move_last_poll_on(desk: Desk, app: FastAPI)
     assert await _last_poll(desk, terminal) is None
     assert await other.pending_ids() == [signal["id"]]  # a poll of its own
     assert await _last_poll(desk, other) is not None
+
+
+async def test_a_poll_woken_alone_is_answered_in_one_statement(desk: Desk, app: FastAPI) -> None:
+    terminal = await desk.terminal()
+    await desk.admin()
+    (waiting,) = await _held(app, [terminal])
+    began = await _last_poll(desk, terminal)
+    assert began is not None
+    clock.advance(LAST_POLL_STEP * 2)  # a plain look now would move last_poll on
+    through_engine: list[str] = []
+
+    def record(*args: Any) -> None:
+        through_engine.append(args[2])
+
+    event.listen(app.state.db.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        with counting_statements(app) as statements:
+            signal = await desk.publish()
+            answer = await asyncio.wait_for(waiting, 5)
+    finally:
+        event.remove(app.state.db.engine.sync_engine, "before_cursor_execute", record)
+    assert answer.status_code == 200
+    assert [s["id"] for s in answer.json()["signals"]] == [signal["id"]]
+    looks = [s for s in statements if "INSERT INTO deliveries" in s]
+    assert len(looks) == 1
+    if not app.state.db.is_sqlite:
+        # On asyncpg's own pool, in autocommit: no transaction on the engine's pool.
+        assert [s for s in through_engine if "deliveries" in s] == []
+    assert "UPDATE devices" not in "".join(statements)
+    assert await _last_poll(desk, terminal) == began
+    assert await _delivered_to(app, signal["id"]) == [terminal.id]
 
 
 @pytest.mark.postgres_only
