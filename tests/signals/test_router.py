@@ -6,6 +6,8 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
+from sqlalchemy import event
 
 from tests.helpers import Api, LoggedIn, assert_problem
 from tests.producers.conftest import ProducerKey, Producers
@@ -179,6 +181,31 @@ async def test_admin_external_id_is_idempotent_per_admin(api: Api) -> None:
     assert (first.status_code, again.status_code, other.status_code) == (201, 200, 201)
     assert again.json()["id"] == first.json()["id"]
     assert other.json()["id"] != first.json()["id"]
+
+
+async def test_only_a_publish_with_an_external_id_takes_a_savepoint(api: Api, app: FastAPI) -> None:
+    # Without an external_id no other publish can race for the row: the publish goes
+    # straight to its insert, two round trips fewer before the devices are woken.
+    admin = await api.admin()
+    sent: list[str] = []
+
+    def record(*args: Any) -> None:
+        sent.append(args[2])
+
+    engine = app.state.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        plain = await api.client.post(SIGNALS, json=limit_buy(), headers=admin.headers)
+        plain_statements, sent[:] = list(sent), []
+        keyed = await api.client.post(
+            SIGNALS, json=limit_buy(external_id="keyed-1"), headers=admin.headers
+        )
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert (plain.status_code, keyed.status_code) == (201, 201)
+    assert [s for s in plain_statements if "SAVEPOINT" in s] == []
+    assert any(s.startswith("INSERT INTO signals") for s in plain_statements)
+    assert any(s.startswith("SAVEPOINT") for s in sent)
 
 
 async def test_concurrent_admin_publishes_of_one_external_id_create_one_signal(
