@@ -225,6 +225,7 @@ class Database:
                     # as running (`python -m bench.explain_poll` prints both plans).
                     server_settings={"plan_cache_mode": "force_generic_plan"},
                     reset=_nothing_to_reset,
+                    init=_learn_array_types,
                 )
             return self._driver_pool
 
@@ -233,6 +234,20 @@ class Database:
             await self._driver_pool.close()
             self._driver_pool = None
         await self.engine.dispose()
+
+
+# The array types the device statements bind (the woken and batched polls' device,
+# owner and limit lists) are not among asyncpg's built-in codecs: the first
+# statement to bind one on a connection first looks them up in the catalog, three
+# round trips and 7-41 ms measured, which landed on whichever request ran it, a
+# woken long poll as often as any (docs/PERFORMANCE.md, "What is next" 6). Each
+# pooled connection looks them up as it opens instead, where the connection's own
+# set-up is paid anyway.
+_ARRAY_TYPES = "SELECT $1::uuid[], $2::integer[]"
+
+
+async def _learn_array_types(connection: asyncpg.Connection) -> None:
+    await connection.prepare(_ARRAY_TYPES)
 
 
 async def _nothing_to_reset(_: asyncpg.Connection) -> None:
