@@ -55,7 +55,7 @@ class Figures:
     # The publishing request alone, from its start to its answer (median over rounds):
     # the part of the latency spent before the server wakes anyone.
     publish_ms: float | None = None
-    # Receipts later than 20 ms (the one-device target) and their share.
+    # Receipts later than 20 ms, the one-device target (printed for one device).
     over_20_ms: int = 0
     # The benchmark's own CPU from the publish to the last receipt (per round): it
     # shares the server's two cores, so it is part of what the latency shows.

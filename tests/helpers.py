@@ -5,10 +5,14 @@ from __future__ import annotations
 import itertools
 import json as jsonlib
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
+from sqlalchemy import event
 
 from tradecast.config import Settings
 from tradecast.db import Database
@@ -17,6 +21,24 @@ from tradecast.users import service as users
 from tradecast.users.models import Role
 
 _counter = itertools.count(1)
+
+
+@contextmanager
+def engine_statements(app: FastAPI) -> Iterator[list[str]]:
+    """Every statement the app sends through its SQLAlchemy engine while the block runs."""
+    seen: list[str] = []
+    engine = app.state.db.engine.sync_engine
+
+    def record(*args: Any) -> None:
+        seen.append(args[2])
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
 PASSWORD = "correct horse battery"
 
 

@@ -13,10 +13,10 @@ from typing import Any
 import asyncpg
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from tests.desk import Desk, Terminal
-from tests.helpers import assert_problem
+from tests.helpers import assert_problem, engine_statements
 from tradecast.db import Database, DriverStatement
 from tradecast.delivery.batch import BATCH_AT_ONCE, DeliveryBatcher, LookBatcher, batch_values
 from tradecast.delivery.models import Delivery
@@ -29,25 +29,20 @@ from tradecast.kit import clock
 def counting_statements(app: FastAPI) -> Iterator[list[str]]:
     """Every statement the app sends while the block runs: through its engine, and
     on asyncpg's own pool (``DriverStatement``)."""
-    seen: list[str] = []
-    engine = app.state.db.engine.sync_engine
-
-    def record(*args: Any) -> None:
-        seen.append(args[2])
-
     fetch = DriverStatement.fetch
+    with engine_statements(app) as seen:
 
-    async def recorded_fetch(statement: DriverStatement, connection: Any, values: Any) -> list[Any]:
-        seen.append(statement.sql)
-        return await fetch(statement, connection, values)
+        async def recorded_fetch(
+            statement: DriverStatement, connection: Any, values: Any
+        ) -> list[Any]:
+            seen.append(statement.sql)
+            return await fetch(statement, connection, values)
 
-    event.listen(engine, "before_cursor_execute", record)
-    DriverStatement.fetch = recorded_fetch  # type: ignore[method-assign,assignment]
-    try:
-        yield seen
-    finally:
-        DriverStatement.fetch = fetch  # type: ignore[method-assign]
-        event.remove(engine, "before_cursor_execute", record)
+        DriverStatement.fetch = recorded_fetch  # type: ignore[method-assign,assignment]
+        try:
+            yield seen
+        finally:
+            DriverStatement.fetch = fetch  # type: ignore[method-assign]
 
 
 async def _delivered_to(app: FastAPI, signal_id: str) -> list[str]:
@@ -226,18 +221,9 @@ async def test_a_poll_woken_alone_is_answered_in_one_statement(desk: Desk, app: 
     began = await _last_poll(desk, terminal)
     assert began is not None
     clock.advance(LAST_POLL_STEP * 2)  # a plain look now would move last_poll on
-    through_engine: list[str] = []
-
-    def record(*args: Any) -> None:
-        through_engine.append(args[2])
-
-    event.listen(app.state.db.engine.sync_engine, "before_cursor_execute", record)
-    try:
-        with counting_statements(app) as statements:
-            signal = await desk.publish()
-            answer = await asyncio.wait_for(waiting, 5)
-    finally:
-        event.remove(app.state.db.engine.sync_engine, "before_cursor_execute", record)
+    with engine_statements(app) as through_engine, counting_statements(app) as statements:
+        signal = await desk.publish()
+        answer = await asyncio.wait_for(waiting, 5)
     assert answer.status_code == 200
     assert [s["id"] for s in answer.json()["signals"]] == [signal["id"]]
     looks = [s for s in statements if "INSERT INTO deliveries" in s]

@@ -7,9 +7,8 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
-from sqlalchemy import event
 
-from tests.helpers import Api, LoggedIn, assert_problem
+from tests.helpers import Api, LoggedIn, assert_problem, engine_statements
 from tests.producers.conftest import ProducerKey, Producers
 from tradecast.kit import clock
 
@@ -187,21 +186,12 @@ async def test_only_a_publish_with_an_external_id_takes_a_savepoint(api: Api, ap
     # Without an external_id no other publish can race for the row: the publish goes
     # straight to its insert, two round trips fewer before the devices are woken.
     admin = await api.admin()
-    sent: list[str] = []
-
-    def record(*args: Any) -> None:
-        sent.append(args[2])
-
-    engine = app.state.db.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
+    with engine_statements(app) as sent:
         plain = await api.client.post(SIGNALS, json=limit_buy(), headers=admin.headers)
         plain_statements, sent[:] = list(sent), []
         keyed = await api.client.post(
             SIGNALS, json=limit_buy(external_id="keyed-1"), headers=admin.headers
         )
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
     assert (plain.status_code, keyed.status_code) == (201, 201)
     assert [s for s in plain_statements if "SAVEPOINT" in s] == []
     assert any(s.startswith("INSERT INTO signals") for s in plain_statements)
