@@ -5,8 +5,10 @@ import json
 import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
+from opentelemetry import _logs, metrics, trace
 
 from tests.helpers import Api
 from tradecast.kit.jsonlog import JsonFormatter
@@ -88,3 +90,28 @@ def test_line_timestamps_are_utc_to_the_millisecond(created: float) -> None:
     record.created = created
     entry = json.loads(JsonFormatter().format(record))
     assert entry["ts"] == datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")
+
+
+async def test_requests_do_not_consult_opentelemetry(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Metrics are Prometheus's (``GET /metrics``) and logs JSON lines: FastAPI's
+    # OpenTelemetry instrumentation is off, so a request never asks for a provider.
+    asked: list[str] = []
+    for module, name in (
+        (trace, "get_tracer_provider"),
+        (metrics, "get_meter_provider"),
+        (_logs, "get_logger_provider"),
+    ):
+        original = getattr(module, name)
+
+        def counting(original: Any = original, name: str = name) -> Any:
+            asked.append(name)
+            return original()
+
+        monkeypatch.setattr(module, name, counting)
+    user = await api.user()
+    response = await api.client.get("/api/v1/me", headers=user.headers)
+    assert response.status_code == 200
+    assert "x-request-id" in response.headers
+    assert asked == []

@@ -152,6 +152,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Trading signals to subscribers' terminals, exactly once, with affiliates.",
         lifespan=lifespan,
         dependencies=[Depends(require_json_body), Depends(refuse_nul_characters)],
+        # tradecast's metrics are Prometheus's and its logs JSON lines (§9). FastAPI's
+        # own OpenTelemetry instrumentation, on by default, asks OpenTelemetry's
+        # global providers (three environment lookups) on every request to learn
+        # that none is set up: off, the devices' requests skip that.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "auto_configure": False},
     )
     app.state.settings = settings
     app.state.metrics = Metrics()
