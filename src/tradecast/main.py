@@ -169,10 +169,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         metrics=app.state.metrics,
         trusted_proxies=settings.trusted_proxies,
     )
-    # Routes are matched in order: the devices' endpoints, called all day, come first,
-    # the poll and the reports as plain ASGI routes ahead of their OpenAPI declarations.
-    app.router.routes.append(PollRoute())
-    app.router.routes.extend(report_routes())
+    # Routes are matched in order: the devices' endpoints, called all day, come first
+    # (ahead of the documentation's, which FastAPI put in), the poll and the reports
+    # as plain ASGI routes ahead of their OpenAPI declarations.
+    app.router.routes[0:0] = [PollRoute(), *report_routes()]
     app.include_router(delivery_router)
     app.include_router(executions_router)
     app.include_router(health_router)
