@@ -52,14 +52,16 @@ def _bounded_int(text: str) -> int:
     return int(text)
 
 
+# Made once: ``json.loads`` given these hooks builds a new decoder on every call.
+_DECODER = json.JSONDecoder(
+    parse_float=_exact_number, parse_int=_bounded_int, parse_constant=_refuse_constant
+)
+
+
 def loads_exact(body: bytes) -> Any:
-    """``json.loads`` with numbers that have a fraction or exponent kept as ``Decimal``."""
-    return json.loads(
-        body,
-        parse_float=_exact_number,
-        parse_int=_bounded_int,
-        parse_constant=_refuse_constant,
-    )
+    """``json.loads`` with numbers that have a fraction or exponent kept as ``Decimal``:
+    the body's encoding found as ``json.loads`` finds it (UTF-8, -16 or -32)."""
+    return _DECODER.decode(body.decode(json.detect_encoding(body), "surrogatepass"))
 
 
 class ExactJSONRequest(Request):
