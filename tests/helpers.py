@@ -21,6 +21,7 @@ from tradecast.users import service as users
 from tradecast.users.models import Role
 
 _counter = itertools.count(1)
+PASSWORD = "correct horse battery"
 
 
 @contextmanager
@@ -37,9 +38,6 @@ def engine_statements(app: FastAPI) -> Iterator[list[str]]:
         yield seen
     finally:
         event.remove(engine, "before_cursor_execute", record)
-
-
-PASSWORD = "correct horse battery"
 
 
 @dataclass
